@@ -122,11 +122,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             get_method(name).resolve_hparams(profile.name, overrides.get(name))
         except (KeyError, ValueError) as exc:
             raise CliError(str(exc).strip('"')) from None
+    folds = _int_list(args.folds, "--folds") if args.folds else None
     root, source = _resolve_data_root(args, profile)
     run_dir = args.out / (args.run_id or new_run_id())
     cfg = RunConfig(
         methods=methods, profile=profile, data_root=root, run_dir=run_dir, sequences=sequences,
-        folds=_int_list(args.folds, "--folds") if args.folds else None, overrides=overrides,
+        folds=folds, overrides=overrides,
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
                                precision=args.precision, epochs=args.epochs,
