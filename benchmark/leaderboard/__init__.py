@@ -79,9 +79,9 @@ def _caption(kind: str, s: SignificanceSettings) -> str:
             "table2": "Segmentation performance; [DICE] uses the oracle threshold "
                       "(best Dice on the test set itself: an upper bound)."}[kind]
     return (f"{what} Mean ± std (ddof=1) over folds. Best in bold; * = the best is "
-            f"significantly better than every other model (two-sided permutation test, "
+            f"significantly better than every other model (two-sided permutation test of "
             f"mlxtend, {s.rounds} rounds, {paired}, correction {s.correction}, "
-            f"alpha {s.alpha}).")
+            f"alpha {s.alpha}; significance.csv).")
 
 
 def build_leaderboard(run_dirs: list, out: str | Path,

@@ -58,10 +58,30 @@ def fold_values(rs: RunSet) -> pd.DataFrame:
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame(columns=FOLD_COLUMNS + ["n_volumes", "run_dir"])
-    out = pd.concat(parts, ignore_index=True)
+    out = collapse_threshold_independent(pd.concat(parts, ignore_index=True))
     out["fold"] = out["fold"].astype(int)
     return out.sort_values(["dataset", "metric", "level", "threshold_source", "entry",
                             "fold"]).reset_index(drop=True)
+
+
+ANY_THRESHOLD = "any"
+
+
+def collapse_threshold_independent(folds: pd.DataFrame) -> pd.DataFrame:
+    """Metrics such as AUPRC are repeated on every threshold-source row of
+    per_volume.csv. Where a metric's per-fold values are identical across all threshold
+    sources for every entry of a dataset, keep one copy with threshold_source "any"."""
+    keys = ["dataset", "sequence", "metric", "level"]
+    parts = []
+    for _, g in folds.groupby(keys, sort=False):
+        if g["threshold_source"].nunique() > 1:
+            per_fold = g.groupby(["entry", "fold"])
+            spread = per_fold["value"].max() - per_fold["value"].min()
+            complete = per_fold["threshold_source"].nunique() == g["threshold_source"].nunique()
+            if bool((spread <= 1e-12).all()) and bool(complete.all()):
+                g = g.drop_duplicates(["entry", "fold"]).assign(threshold_source=ANY_THRESHOLD)
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True)
 
 
 def format_fold_values(folds: pd.Series, values: pd.Series) -> str:

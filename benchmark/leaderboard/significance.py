@@ -251,9 +251,11 @@ def _volume_rows(raw: dict[str, pd.DataFrame], group: dict) -> pd.DataFrame | No
         return None
     mask = pv["dataset"] == group["dataset"]
     for col in ("sequence", "threshold_source"):
-        if col in pv.columns:
+        # "any": the metric does not depend on the threshold source (aggregate.py)
+        if col in pv.columns and group[col] != "any":
             mask &= pv[col] == group[col]
     sel = pv.loc[mask, ["entry", "fold", "volume", group["metric"]]]
+    sel = sel.drop_duplicates(["entry", "fold", "volume"])
     return sel.rename(columns={group["metric"]: "value"}).dropna(subset=["value"])
 
 

@@ -31,7 +31,7 @@ class ColumnSpec:
     scale: float = 100.0
     decimals: int = 2
     higher_is_better: bool = True
-    threshold_sources: tuple[str, ...] = ("oracle", "", "none")
+    threshold_sources: tuple[str, ...] = ("any", "oracle", "", "none")
     strict: bool = False
 
 
