@@ -60,11 +60,15 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                                        auprc=s, auroc=0.9, threshold=0.5,
                                        dice=s - (0.1 if src == "oracle" else 0.15),
                                        lesion_voxels=100 + v, l1_ratio=2 + s,
-                                       postprocess="erode3d+median5+cc7",
+                                       postprocess="erode3d+median5+cc7", auc_region="brain",
                                        protocol_version=protocol, profile="quick"))
+                # metric names and threshold sources as benchmark/scoring.py writes them
                 pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
-                                    threshold_source="oracle", metric="best_dice",
+                                    threshold_source="oracle", metric="dice_pooled",
                                     value=fold_mean(d, m, f) - 0.05))
+                pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
+                                    threshold_source="none", metric="auprc_pooled",
+                                    value=fold_mean(d, m, f) + 0.05))
                 if noise:
                     for t in (250, 500, 750, "ens"):
                         nl.append(dict(method=m, fold=f, dataset=d, t=t,
@@ -133,7 +137,7 @@ def test_means_stds_and_fold_values(built):
     parsed = [float(x.split(":")[1]) for x in row["fold_values"].iloc[0].split(";")]
     assert parsed == pytest.approx(expected, abs=1e-5)
     # pooled per-dataset metric flows through with its own level
-    pooled = select(board, entry="base", dataset="MSLUB", metric="best_dice", level="dataset")
+    pooled = select(board, entry="base", dataset="MSLUB", metric="dice_pooled", level="dataset")
     assert float(pooled["mean"].iloc[0]) == pytest.approx(
         np.mean([fold_mean("MSLUB", "base", f) - 0.05 for f in range(FOLDS)]))
     # numeric columns that are not ids or tags are metrics; threshold/protocol are not
@@ -146,7 +150,7 @@ def test_pvalues_equal_mlxtend_called_directly(built):
     out, _ = built
     sig = pd.read_csv(out / "significance.csv", keep_default_na=False)
     assert list(sig.columns) == SIGNIFICANCE_COLUMNS
-    row = select(sig, dataset="BraTS21", metric="best_dice", entry_a="base", entry_b="good")
+    row = select(sig, dataset="BraTS21", metric="dice_pooled", entry_a="base", entry_b="good")
     x = [fold_mean("BraTS21", "base", f) - 0.05 for f in range(FOLDS)]
     y = [fold_mean("BraTS21", "good", f) - 0.05 for f in range(FOLDS)]
     p = permutation_test(x, y, method="approximate", num_rounds=ROUNDS, seed=SEED)
@@ -154,7 +158,7 @@ def test_pvalues_equal_mlxtend_called_directly(built):
     assert p < 0.05 and row["better"].iloc[0] == "good" and row["engine"].iloc[0] == "mlxtend"
     assert row["unit"].iloc[0] == "fold" and row["paired"].iloc[0] in (False, "False")
     assert float(row["statistic"].iloc[0]) == pytest.approx(-0.2, abs=1e-12)
-    twins = select(sig, dataset="BraTS21", metric="best_dice", entry_a="twin_a")
+    twins = select(sig, dataset="BraTS21", metric="dice_pooled", entry_a="twin_a")
     twins = select(twins, entry_b="twin_b")
     assert float(twins["p_value"].iloc[0]) == 1.0  # identical scores
     assert twins["better"].iloc[0] == ""
@@ -163,7 +167,7 @@ def test_pvalues_equal_mlxtend_called_directly(built):
 def test_volume_unit_pairs_by_fold_and_volume(two_machines, tmp_path):
     # the replica engine here, mlxtend itself in `built`: both equal mlxtend called directly
     build_leaderboard(two_machines, tmp_path / "out", settings(unit="volume", engine="replica"),
-                      plots=False)
+                      test_metrics="all", plots=False)
     sig = pd.read_csv(tmp_path / "out" / "significance.csv", keep_default_na=False)
     row = select(sig, dataset="MSLUB", metric="auprc", level="volume",
                  entry_a="base", entry_b="good")
@@ -176,7 +180,7 @@ def test_volume_unit_pairs_by_fold_and_volume(two_machines, tmp_path):
     assert row["engine"].iloc[0] == "replica-of-mlxtend"
     # a constant paired shift of 0.01 is significant per volume, not per fold
     assert p < 0.05
-    pooled = select(sig, dataset="MSLUB", metric="best_dice", entry_a="base", entry_b="good")
+    pooled = select(sig, dataset="MSLUB", metric="dice_pooled", entry_a="base", entry_b="good")
     assert pooled["unit"].iloc[0] == "fold"  # pooled metrics have no per-volume values
     assert float(pooled["p_value"].iloc[0]) > 0.05
 
@@ -228,7 +232,8 @@ def test_bold_and_asterisk_marks(built):
     assert "\\multicolumn{2}{c}{BraTS21 (T2)}" in tex
     t1 = (out / "table1.md").read_text()
     assert "IXI (T2) SSIM" in t1 and "MSLUB (T2) l1-ratio" in t1
-    assert res["table2"].columns[0].group == ("BraTS21", "T2", "best_dice", "dataset", "oracle")
+    assert res["table2"].columns[0].group == ("BraTS21", "T2", "dice_pooled", "dataset", "oracle")
+    assert res["table2"].columns[1].group == ("BraTS21", "T2", "auprc_pooled", "dataset", "none")
 
 
 def test_merge_two_machines_timings(built):

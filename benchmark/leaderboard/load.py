@@ -30,7 +30,7 @@ NON_METRIC_NUMERIC = frozenset({
 # backbone run with random weights must never sit unmarked beside a pretrained one).
 VARIANT_TAGS = ("variant", "pretrained", "ens", "ssl", "pretrain", "t_test")
 # Tags that must agree across everything that is compared in one table.
-CONSISTENCY_TAGS = ("protocol_version", "postprocess", "profile")
+CONSISTENCY_TAGS = ("protocol_version", "postprocess", "profile", "auc_region", "data_source")
 
 # File name -> required columns.
 SCHEMAS = {
@@ -45,7 +45,7 @@ KEYS = {
     "per_volume.csv": ("entry", "fold", "dataset", "sequence", "volume", "threshold_source"),
     "per_dataset.csv": ("entry", "fold", "dataset", "sequence", "threshold_source", "metric"),
     "recon_quality.csv": ("entry", "fold", "dataset", "volume"),
-    "timings.csv": ("entry", "fold", "hardware"),
+    "timings.csv": ("entry", "sequence", "fold", "hardware"),
     "noise_levels.csv": ("entry", "fold", "dataset", "t"),
 }
 

@@ -35,8 +35,8 @@ class ColumnSpec:
     strict: bool = False
 
 
-DICE = ColumnSpec("[DICE] [%]", (("dataset", "best_dice"), ("dataset", "dice_best"),
-                                 ("dataset", "dice"), ("volume", "dice")),
+DICE = ColumnSpec("[DICE] [%]", (("dataset", "dice_pooled"), ("dataset", "best_dice"),
+                                 ("dataset", "dice_best"), ("volume", "dice")),
                   threshold_sources=("oracle",), strict=True)
 AUPRC = ColumnSpec("AUPRC [%]", (("dataset", "auprc_pooled"), ("dataset", "pooled_auprc"),
                                  ("dataset", "auprc"), ("volume", "auprc")))
