@@ -166,25 +166,37 @@ def _fill_hardware(timings: pd.DataFrame, env: dict) -> pd.DataFrame:
 
 
 def _drop_duplicates(df: pd.DataFrame, name: str, flags: list[Flag]) -> pd.DataFrame:
-    """Rows with the same key: equal numbers -> keep the first and flag; different
-    numbers -> ValueError naming the two run directories."""
+    """Rows with the same key: equal numbers -> keep the first and flag (one flag per
+    entry, dataset and set of run dirs); different numbers -> ValueError naming the two
+    run directories."""
     key = [c for c in KEYS[name] if c in df.columns]
     dup = df.duplicated(key, keep=False)
     if not dup.any():
         return df
     values = ["value"] if name == "per_dataset.csv" else metric_columns(df)
-    for _, group in df[dup].groupby(key, sort=False, dropna=False):
-        first = group.iloc[0]
-        for _, other in group.iloc[1:].iterrows():
-            a = pd.to_numeric(first[values], errors="coerce").to_numpy(float)
-            b = pd.to_numeric(other[values], errors="coerce").to_numpy(float)
-            if not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True):
-                raise ValueError(
-                    f"conflicting results in {name} for {dict(zip(key, first[key]))}: "
-                    f"{first['run_dir']} and {other['run_dir']} report different numbers")
-        flags.append(Flag("duplicate", f"{name}: {dict(zip(key, first[key]))} appears in "
-                          f"{sorted(set(group['run_dir']))}; identical numbers, kept one",
-                          entry=first["entry"], dataset=first.get("dataset")))
+    rows = df[dup]
+    grouped = rows.groupby(key, sort=False, dropna=False)
+    mine = rows[values].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    first = grouped[values].transform("first").apply(pd.to_numeric, errors="coerce")
+    same = np.isclose(mine, first.to_numpy(float), rtol=1e-9, atol=1e-12, equal_nan=True)
+    if not same.all():
+        i = int(np.flatnonzero(~same.all(axis=1))[0])
+        bad = rows.iloc[i]
+        origin = grouped["run_dir"].transform("first").iloc[i]
+        raise ValueError(
+            f"conflicting results in {name} for {dict(zip(key, bad[key]))}: "
+            f"{origin} and {bad['run_dir']} report different numbers")
+    dirs = grouped["run_dir"].transform(lambda d: ";".join(sorted(set(d))))
+    summary = rows.assign(dirs=dirs).groupby(
+        ["entry", "dirs"] + (["dataset"] if "dataset" in rows.columns else []), sort=False)
+    for k, g in summary:
+        entry, where = k[0], k[1]
+        dataset = k[2] if len(k) > 2 else None
+        n = len(g.drop_duplicates(key))
+        flags.append(Flag("duplicate", f"{name}: {n} row(s) of {entry}"
+                          + (f" on {dataset}" if dataset else "")
+                          + f" appear in several runs ({where}); identical numbers, kept one",
+                          entry=entry, dataset=dataset))
     return df.drop_duplicates(key, keep="first")
 
 
