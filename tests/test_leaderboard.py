@@ -21,10 +21,14 @@ from benchmark.leaderboard import build_leaderboard, configure_parser, main
 from benchmark.leaderboard.aggregate import LEADERBOARD_COLUMNS
 from benchmark.leaderboard.load import load_runs
 from benchmark.leaderboard.plots import qualitative_grid
-from benchmark.leaderboard.significance import (SIGNIFICANCE_COLUMNS, SignificanceSettings,
-                                                adjust, paired_permutation_replica,
-                                                permutation_pvalue,
-                                                unpaired_permutation_replica)
+from benchmark.leaderboard.significance import (
+    SIGNIFICANCE_COLUMNS,
+    SignificanceSettings,
+    adjust,
+    paired_permutation_replica,
+    permutation_pvalue,
+    unpaired_permutation_replica,
+)
 
 FOLDS = 5
 VOLUMES = [f"vol{i:02d}" for i in range(6)]

@@ -19,12 +19,16 @@ import pandas as pd
 from .aggregate import fold_values, summarise
 from .load import RunSet, load_runs
 from .significance import CORRECTIONS, ENGINES, UNITS, SignificanceSettings, run_tests
-from .tables import (build_table, render_latex, render_markdown, table1_columns,
-                     table2_columns)
+from .tables import build_table, render_latex, render_markdown, table1_columns, table2_columns
 from .timings import render_timings_markdown, summarise_timings
 
-__all__ = ["build_leaderboard", "configure_parser", "main", "load_runs",
-           "SignificanceSettings"]
+__all__ = [
+    "SignificanceSettings",
+    "build_leaderboard",
+    "configure_parser",
+    "load_runs",
+    "main",
+]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """Figures: per-volume box/strip plots, the noise-level curve (paper Fig. 6) and a
 qualitative grid of input, reconstruction, anomaly map and ground truth (Figs. 5, 7).
 
-matplotlib runs headless (Agg); every function returns the Figure it made, so tests
-and notebooks can inspect it, and `save` writes it.
+The backend is left to matplotlib (it falls back to Agg without a display, and a
+notebook keeps its own); every function returns the Figure it made, so tests and
+notebooks can inspect it, and `save` writes it and closes it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
 GRID_COLUMNS = ("input", "reconstruction", "anomaly_map", "ground_truth")
 

@@ -103,7 +103,7 @@ def resolve(board: pd.DataFrame, dataset: str, sequence: str, spec: ColumnSpec
         if preferred:
             return (dataset, sequence, metric, level, preferred[0])
         if not spec.strict:
-            return (dataset, sequence, metric, level, sorted(sources)[0])
+            return (dataset, sequence, metric, level, min(sources))
     return None
 
 

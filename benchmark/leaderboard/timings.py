@@ -56,9 +56,9 @@ def render_timings_markdown(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "### Timings\n\nNo timings.csv in the given runs.\n"
     lines = ["### Timings", "",
-             "Median over folds. Inference: seconds per volume (median over volumes after "
-             "a warm-up, device synchronised). Compare rows only within one hardware "
-             "section."]
+             ("Median over folds. Inference: seconds per volume (median over volumes after "
+              "a warm-up, device synchronised). Compare rows only within one hardware "
+              "section.")]
     shown = [c for c in TIMING_ORDER + ["infer_vs_fastest_same_hardware"]
              if c in summary.columns]
     for hw, g in summary.groupby("hardware", sort=False):
