@@ -268,7 +268,9 @@ def test_flags_fewer_folds_missing_dataset_protocol(tmp_path):
     board = pd.read_csv(tmp_path / "out" / "leaderboard.csv", keep_default_na=False)
     flags = select(board, entry="twin_a", dataset="BraTS21")["flags"].iloc[0].split(";")
     assert {"fewer_folds", "missing_dataset", "mixed_protocol_version"} <= set(flags)
-    assert "twin_a †" in (tmp_path / "out" / "table2.md").read_text()
+    md = (tmp_path / "out" / "table2.md").read_text()
+    assert "| twin_a † |" in md and "| good † |" in md  # mixed protocol concerns all
+    assert "twin_a: fewer_folds, missing_dataset, mixed_protocol_version" in md
 
 
 def test_duplicates_flagged_and_conflicts_raise(tmp_path):
@@ -279,6 +281,10 @@ def test_duplicates_flagged_and_conflicts_raise(tmp_path):
     board = res["leaderboard"]
     assert select(board, entry="good", metric="auprc", dataset="BraTS21",
                   threshold_source="any")["n_folds"].iloc[0] == FOLDS
+    t = pd.read_csv(same / "timings.csv")  # re-measured: timings differ, not a conflict
+    t["infer_seconds_per_volume"] *= 1.1
+    t.to_csv(same / "timings.csv", index=False)
+    assert any(f.kind == "duplicate_timing" for f in load_runs([a, same]).flags)
     other = write_run(tmp_path / "other", ["good"])
     pv = pd.read_csv(other / "per_volume.csv")
     pv.loc[0, "dice"] += 0.01

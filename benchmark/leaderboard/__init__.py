@@ -114,8 +114,7 @@ def build_leaderboard(run_dirs: list, out: str | Path,
                         ("table2", "Table 2: segmentation performance")):
         table = build_table(board, sig, specs[name], title, _caption(name, settings))
         if marks:
-            table.notes.append("† flagged, see warnings.txt: " + "; ".join(
-                sorted({str(f) for f in rs.flags})))
+            table.notes.append("† flagged (details in warnings.txt): " + _flag_summary(board))
         md, tex = render_markdown(table, marks), render_latex(table, marks)
         (out / f"{name}.md").write_text(md)
         (out / f"{name}.tex").write_text(tex)
@@ -127,6 +126,13 @@ def build_leaderboard(run_dirs: list, out: str | Path,
     _write_inputs(out, rs, settings)
     result["plots"] = _plots(rs, board, out / "plots") if plots else []
     return result
+
+
+def _flag_summary(board: pd.DataFrame) -> str:
+    """'ae: duplicate; rd: fewer_folds, missing_dataset' for the note under a table."""
+    flagged = board[board["flags"] != ""].groupby("entry")["flags"]
+    return "; ".join(f"{e}: " + ", ".join(sorted(set(";".join(f).split(";"))))
+                     for e, f in flagged)
 
 
 def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings) -> None:

@@ -179,12 +179,20 @@ def _drop_duplicates(df: pd.DataFrame, name: str, flags: list[Flag]) -> pd.DataF
     mine = rows[values].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     first = grouped[values].transform("first").apply(pd.to_numeric, errors="coerce")
     same = np.isclose(mine, first.to_numpy(float), rtol=1e-9, atol=1e-12, equal_nan=True)
+    if not same.all() and name == "timings.csv":
+        # two measurements of one fold on the same hardware differ naturally: keep the
+        # first, but say so
+        flags.append(Flag("duplicate_timing", f"{name}: repeated (method, fold, hardware) "
+                          f"rows with different timings in {sorted(set(rows['run_dir']))}; "
+                          "kept the first of each"))
+        return df.drop_duplicates(key, keep="first")
     if not same.all():
         i = int(np.flatnonzero(~same.all(axis=1))[0])
         bad = rows.iloc[i]
         origin = grouped["run_dir"].transform("first").iloc[i]
         raise ValueError(
-            f"conflicting results in {name} for {dict(zip(key, bad[key]))}: "
+            f"conflicting results in {name} for "
+            f"{', '.join(f'{k}={v}' for k, v in zip(key, bad[key]))}: "
             f"{origin} and {bad['run_dir']} report different numbers")
     dirs = grouped["run_dir"].transform(lambda d: ";".join(sorted(set(d))))
     summary = rows.assign(dirs=dirs).groupby(
