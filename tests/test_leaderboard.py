@@ -340,3 +340,21 @@ def test_qualitative_grid_shapes():
     assert fig.axes[5].texts[0].get_text() == "n/a"
     with pytest.raises(ValueError, match="anomaly_map"):
         qualitative_grid([dict(input=img, anomaly_map=np.zeros((4, 4)), ground_truth=img)])
+
+
+def test_minimal_run_with_only_per_dataset(tmp_path):
+    """Optional files and columns may be missing: no per_volume, timings, sequence."""
+    run = tmp_path / "paper_numbers"
+    run.mkdir()
+    # Table 2 numbers of the paper, BraTS21 [DICE] per fold, re-entered as a "run"
+    rows = [{"method": m, "fold": f, "dataset": "BraTS21", "threshold_source": "oracle",
+             "metric": "dice_pooled", "value": v}
+            for m, vals in (("ddpm", [0.49, 0.50, 0.51]), ("cddpm", [0.56, 0.57, 0.55]))
+            for f, v in enumerate(vals)]
+    pd.DataFrame(rows).to_csv(run / "per_dataset.csv", index=False)
+    res = build_leaderboard([run], tmp_path / "out", settings())
+    md = res["table2_md"]
+    assert "| cddpm | **56.00 ± 1.00** |" in md and "| ddpm | 50.00 ± 1.00 |" in md
+    assert pd.read_csv(tmp_path / "out" / "timings.csv").empty
+    assert (tmp_path / "out" / "warnings.txt").read_text() == ""
+    assert res["plots"] == []
