@@ -358,3 +358,28 @@ def test_minimal_run_with_only_per_dataset(tmp_path):
     assert pd.read_csv(tmp_path / "out" / "timings.csv").empty
     assert (tmp_path / "out" / "warnings.txt").read_text() == ""
     assert res["plots"] == []
+
+
+def test_qualitative_grid_from_cached_maps(toy_root, tmp_path):
+    """Known answer: a fake method whose cached anomaly map is the ground truth itself."""
+    from benchmark.data.layout import unhealthy_split
+    from benchmark.data.loader import load_volume
+    from benchmark.leaderboard.qualitative import case_rows, lesion_slice
+
+    records = unhealthy_split(toy_root, "Brats21", "test")
+    vols = [load_volume(r) for r in records]
+    run = tmp_path / "run"
+    maps = run / "fake" / "t2" / "fold0" / "maps"
+    maps.mkdir(parents=True)
+    np.savez(maps / "Brats21_test.npz", names=np.array([r.name for r in records]),
+             anomaly=np.stack([v.seg.astype(np.float32) for v in vols]),
+             reconstruction=np.stack([v.image for v in vols]))
+    (run / "config.json").write_text(json.dumps({"data_root": str(toy_root)}))
+    rows, labels = case_rows([run], "Brats21", records[1].name)
+    z = lesion_slice(vols[1].seg)
+    assert vols[1].seg[..., z].sum() == vols[1].seg.sum(axis=(0, 1)).max() > 0
+    assert labels == ["fake"]
+    np.testing.assert_array_equal(rows[0]["anomaly_map"], vols[1].seg[..., z])
+    np.testing.assert_array_equal(rows[0]["input"], vols[1].image[..., z])
+    with pytest.raises(ValueError, match="not in Brats21/test"):
+        case_rows([run], "Brats21", "no_such_volume")

@@ -53,6 +53,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--test-metrics", choices=("tables", "all"), default="tables",
                         help="test only the metrics shown in Tables 1-2 (default) or all")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    parser.add_argument("--qualitative", action="append", default=[],
+                        metavar="DATASET:VOLUME",
+                        help="add a grid of input, reconstruction, anomaly map and ground "
+                             "truth of this test volume from the runs' cached maps "
+                             "(repeatable; paper Figs. 5 and 7)")
+    parser.add_argument("--qualitative-fold", type=int, default=0,
+                        help="fold whose cached maps the qualitative grids show")
     return parser
 
 
@@ -64,7 +71,9 @@ def main(args: argparse.Namespace) -> int:
                                         seed=args.seed, fold_pairing=args.fold_pairing,
                                         engine=args.engine)
         result = build_leaderboard(args.run_dirs, args.out, settings,
-                                   test_metrics=args.test_metrics, plots=not args.no_plots)
+                                   test_metrics=args.test_metrics, plots=not args.no_plots,
+                                   qualitative=args.qualitative,
+                                   qualitative_fold=args.qualitative_fold)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -90,8 +99,12 @@ def _caption(kind: str, s: SignificanceSettings) -> str:
 
 def build_leaderboard(run_dirs: list, out: str | Path,
                       settings: SignificanceSettings | None = None,
-                      test_metrics: str = "tables", plots: bool = True) -> dict:
-    """Merge runs and write every output file into `out`; returns what was written."""
+                      test_metrics: str = "tables", plots: bool = True,
+                      qualitative: list[str] = (), qualitative_fold: int = 0) -> dict:
+    """Merge runs and write every output file into `out`; returns what was written.
+
+    qualitative: "DATASET:VOLUME" cases drawn from the runs' cached maps.
+    """
     settings = settings or SignificanceSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +138,8 @@ def build_leaderboard(run_dirs: list, out: str | Path,
     (out / "warnings.txt").write_text("".join(f"{f}\n" for f in rs.flags))
     _write_inputs(out, rs, settings)
     result["plots"] = _plots(rs, board, out / "plots") if plots else []
+    result["plots"] += [_qualitative(rs, case, qualitative_fold, out / "plots")
+                        for case in qualitative]
     return result
 
 
@@ -156,6 +171,20 @@ def _plots(rs: RunSet, board: pd.DataFrame, where: Path) -> list[Path]:
     if not noise.empty and "auprc" in noise.columns:
         written.append(plots.save(plots.noise_level_curve(noise), where / "noise_levels.png"))
     return written
+
+
+def _qualitative(rs: RunSet, case: str, fold: int, where: Path) -> Path:
+    from . import plots
+    from .qualitative import case_rows
+
+    dataset, sep, volume = case.partition(":")
+    if not sep or not dataset or not volume:
+        raise ValueError(f"--qualitative {case!r}: expected DATASET:VOLUME")
+    rows, labels = case_rows(rs.run_dirs, dataset, volume, fold=fold)
+    if not rows:
+        raise ValueError(f"--qualitative {case!r}: no method has cached maps of {volume}")
+    fig = plots.qualitative_grid(rows, labels)
+    return plots.save(fig, where / f"qualitative_{_safe(dataset)}_{_safe(volume)}.png")
 
 
 def _safe(name: str) -> str:

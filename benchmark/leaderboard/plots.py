@@ -116,8 +116,10 @@ def qualitative_grid(rows: Sequence[Mapping[str, np.ndarray | None]],
                 if img.shape != shape:
                     raise ValueError(f"row {i}: {key} has shape {img.shape}, "
                                      f"input has {shape}")
+                # input and reconstruction share the [0, 1] scale so intensity shifts show
+                scale = {} if key == "anomaly_map" else {"vmin": 0.0, "vmax": 1.0}
                 ax.imshow(img.T, cmap=cmap_map if key == "anomaly_map" else "gray",
-                          origin="lower")
+                          origin="lower", **scale)
             if i == 0:
                 ax.set_title(key.replace("_", " "))
             if j == 0 and row_labels is not None:
