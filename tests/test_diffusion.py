@@ -1,6 +1,7 @@
 """The diffusion core and the three diffusion methods: pinned numbers and known answers."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -252,3 +253,27 @@ def test_spark_loss_is_on_removed_patches_only():
     removed = (~active).float().repeat_interleave(32, 2).repeat_interleave(32, 3)
     manual = (((rec - x) ** 2) * removed).sum() / removed.sum()
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- experiments' pure parts
+def test_histogram_divergences_known_answers():
+    from benchmark.experiments.histograms import (
+        entropy_difference,
+        histogram,
+        kl_divergence,
+    )
+
+    p = histogram(np.array([0.1, 0.1, 0.9, 0.9]))
+    assert p.sum() == pytest.approx(1) and p.max() == pytest.approx(0.5)
+    assert kl_divergence(p, p) == pytest.approx(0, abs=1e-9)
+    q = histogram(np.array([0.3, 0.3, 0.7, 0.7]))  # same entropy, disjoint support
+    assert entropy_difference(p, q) == pytest.approx(0, abs=1e-12)  # the paper's "KLD" misses it
+    assert kl_divergence(p, q) > 5  # a true divergence does not
+
+
+def test_conditioning_crop_keeps_the_left_fraction():
+    from benchmark.experiments.conditioning import crop_width
+
+    x = torch.ones(1, 1, 4, 10)
+    assert crop_width(x, 50)[..., :5].eq(1).all() and crop_width(x, 50)[..., 5:].eq(0).all()
+    assert crop_width(x, 0).eq(0).all() and torch.equal(crop_width(x, 100), x)
