@@ -232,15 +232,24 @@ def test_cddpm_pretrain_stage_trains_the_encoder_with_adamw():
     m = get_method("cddpm").from_profile("smoke")
     assert m.stages() == ["pretrain", "main"] and m.stage_epochs("pretrain", "paper") == 1200
     m.stage = "pretrain"
+    m.setup("fit")  # the stage's unused parts are frozen (DDP needs every trainable param used)
+    assert not any(p.requires_grad for p in m.unet.parameters())
     opt = m.configure_optimizers()
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.9, 0.95)
     assert opt.defaults["weight_decay"] == 0.05
     before = m.encoder.conv1.weight.detach().clone()
     loss = m.training_losses({"image": torch.rand(4, 1, 96, 96)})["loss"]
     loss.backward()
+    trainable = [p for p in m.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in trainable)  # nothing trainable is left unused
     opt.step()
     assert not torch.equal(before, m.encoder.conv1.weight)  # the shared encoder is pre-trained
     m.stage = "main"
+    m.setup("fit")
+    assert not any(p.requires_grad for p in m.spark.parameters())
+    m.zero_grad()
+    m.training_losses({"image": torch.rand(2, 1, 96, 96)})["loss"].backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
     assert isinstance(m.configure_optimizers(), torch.optim.Adam)
 
 

@@ -78,6 +78,15 @@ class CDDPM(DiffusionMethod):
             return int(self.pretrain_epochs[profile])
         return int(self.epochs[profile])
 
+    def setup(self, stage: str) -> None:
+        """Freeze what the current training stage does not use, before Lightning wraps the
+        model (DDP refuses trainable parameters that receive no gradient)."""
+        pretraining = self.stage == "pretrain"
+        self.unet.requires_grad_(not pretraining)
+        self.encoder.fc.requires_grad_(not pretraining)  # SparK reads the stages, not fc
+        if self.spark is not None:
+            self.spark.requires_grad_(pretraining)
+
     def condition(self, x: Tensor) -> Tensor:
         """c = F_enc(x_0): (N, cond_dim) from the clean slice x (N, 1, H, W) in [0, 1]."""
         return self.encoder(x)
