@@ -126,14 +126,15 @@ def _register(images, mask, template, settings, method):
 def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings, data: Path,
                     cohort_mask: str | None = None) -> dict:
     """Run steps 1-6 for one subject; raise :class:`PrepareError` naming it on bad input."""
-    sid, timings = sub.sid, {}
-    clock = time.perf_counter()
+    sid, timings, cpu = sub.sid, {}, {}
+    clock = [time.perf_counter(), time.process_time()]
 
     def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[step] = round(timings.get(step, 0.0) + now - clock, 3)
-        clock = now
+        # wall and CPU seconds: on a shared machine CPU time is the cost that transfers
+        now = [time.perf_counter(), time.process_time()]
+        timings[step] = round(timings.get(step, 0.0) + now[0] - clock[0], 3)
+        cpu[step] = round(cpu.get(step, 0.0) + now[1] - clock[1], 3)
+        clock[:] = now
 
     template = template_for(settings.template)
     lap("template")
@@ -169,7 +170,7 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     lap("pad_downsample")
     record = _write(sub, cohort, settings, data, outs, method, crops)
     lap("write")
-    record["seconds"] = timings
+    record["seconds"], record["cpu_seconds"] = timings, cpu
     record_path(data, cohort, sid).parent.mkdir(parents=True, exist_ok=True)
     record_path(data, cohort, sid).write_text(json.dumps(record, indent=1))
     return record
@@ -205,9 +206,10 @@ def _write(sub, cohort, settings, data, outs, method, crops) -> dict:
 
 def summary_line(record: dict) -> str:
     """One log line per subject."""
-    secs = record.get("seconds", {})
+    secs, cpu = record.get("seconds", {}), record.get("cpu_seconds", {})
     total = sum(secs.values())
     parts = " ".join(f"{k} {v:.1f}" for k, v in secs.items() if v >= 0.05)
+    parts += f"; cpu {sum(cpu.values()):.1f} s"
     lesion = ""
     if "lesion_voxels_out" in record:
         lesion = (f", lesion {record['lesion_voxels_1mm_kept']} mm3 -> "
