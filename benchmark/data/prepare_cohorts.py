@@ -18,6 +18,7 @@ release and common re-distributions). Cohort cards in ``datasets/<cohort>.md`` r
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ def discover(raw: str | Path, cohort: Cohort) -> dict[str, SubjectFiles]:
     images = [re.compile(p, re.IGNORECASE) for p in cohort.image_patterns]
     labels = [re.compile(p, re.IGNORECASE) for p in cohort.label_patterns]
     subjects: dict[str, SubjectFiles] = {}
-    for path in sorted(raw.rglob("*.nii*")):
+    for path in _nifti_files(raw):
         rel = path.relative_to(raw).as_posix()
         for rx in labels:
             if m := rx.fullmatch(rel):
@@ -147,6 +148,14 @@ def discover(raw: str | Path, cohort: Cohort) -> dict[str, SubjectFiles]:
     return dict(sorted(subjects.items()))
 
 
+def _nifti_files(root: Path) -> list[Path]:
+    """Every NIfTI under ``root``, following symlinked folders (downloads often are links)."""
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        found += [Path(folder) / n for n in names if re.search(NII, n, re.IGNORECASE)]
+    return sorted(found)
+
+
 def find_user_masks(mask_dir: str | Path | None, subjects: dict[str, SubjectFiles]) -> Path | None:
     """Attach per-subject masks from ``mask_dir`` (file name starts with the subject id).
 
@@ -159,7 +168,7 @@ def find_user_masks(mask_dir: str | Path | None, subjects: dict[str, SubjectFile
         return mask_dir
     if not mask_dir.is_dir():
         raise FileNotFoundError(f"--mask-dir {mask_dir} does not exist")
-    files = sorted(mask_dir.rglob("*.nii*"))
+    files = _nifti_files(mask_dir)
     for sid, sub in subjects.items():
         own = set(sub.images.values()) | {sub.seg}
         hits = [f for f in files if f.name.startswith(sid) and f not in own
