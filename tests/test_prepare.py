@@ -248,6 +248,7 @@ def _load(data: Path, rel: str) -> np.ndarray:
     return np.asarray(nib.load(data / rel).dataobj)
 
 
+@pytest.mark.slow
 def test_real_output_shapes_and_brain_inside_mask(prepared_real):
     data, _ = prepared_real
     for img_rel, mask_rel in [("Test/MSLUB/flair/patient07_flair.nii.gz",
@@ -262,6 +263,7 @@ def test_real_output_shapes_and_brain_inside_mask(prepared_real):
         assert 0.8e6 < mask.sum() * 8 < 2.5e6
 
 
+@pytest.mark.slow
 def test_real_lesion_binary_count_and_alignment(prepared_real):
     data, _ = prepared_real
     seg = _load(data, "Test/MSLUB/seg/patient07_seg.nii.gz")
@@ -279,6 +281,7 @@ def test_real_lesion_binary_count_and_alignment(prepared_real):
     assert flair[seg == 1].mean() > np.percentile(brain, 75)
 
 
+@pytest.mark.slow
 def test_real_splits_and_layout(prepared_real):
     data, _ = prepared_real
     import pandas as pd
@@ -295,6 +298,7 @@ def test_real_splits_and_layout(prepared_real):
     assert "Train/ixi/mask/IXI012-HH-1211_mask.nii.gz" in manifest["files"]
 
 
+@pytest.mark.slow
 def test_real_deterministic(prepared_real, tmp_path):
     data, raw_ixi = prepared_real
     sub = discover(raw_ixi, COHORTS["ixi"])["IXI012-HH-1211"]

@@ -200,7 +200,8 @@ def _write(sub, cohort, settings, data, outs, method, crops) -> dict:
     brain = [int(v) for v in crops["mask"].GetSize()]
     return {"sid": sub.sid, "cohort": cohort.name, "fingerprint": settings.fingerprint(),
             "skull_strip": method, "files": rel, "sha256": sha, "brain_bbox_1mm": brain,
-            "brain_fits": all(b <= p for b, p in zip(brain, steps.PAD_SHAPE)),
+            # axially only the central 100 mm are kept anyway: a taller brain loses nothing more
+            "brain_fits": all(b <= p for b, p in zip(brain[:2], steps.PAD_SHAPE[:2])),
             "inputs": {k: str(v) for k, v in sub.images.items()}, **lesion}
 
 
@@ -214,6 +215,6 @@ def summary_line(record: dict) -> str:
     if "lesion_voxels_out" in record:
         lesion = (f", lesion {record['lesion_voxels_1mm_kept']} mm3 -> "
                   f"{record['lesion_voxels_out']} vox (x8 = {8 * record['lesion_voxels_out']})")
-    fit = "" if record.get("brain_fits", True) else ", WARNING brain larger than 192x192x160"
+    fit = "" if record.get("brain_fits", True) else ", WARNING brain wider than 192x192 mm (centre-cropped)"
     return (f"{record['sid']}: ok in {total:.1f} s ({parts}); skull strip "
             f"'{record['skull_strip']}'{lesion}{fit}")
