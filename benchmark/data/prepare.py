@@ -69,7 +69,7 @@ def run_prepare(cohort: Cohort, raw: Path, out: Path, settings: PrepareSettings,
     if not subjects:
         raise FileNotFoundError(
             f"no {cohort.name} files found under {raw}; expected names like "
-            f"{cohort.image_patterns[0]} (see datasets/{cohort.name}.md)")
+            f"{cohort.example} (see datasets/{cohort.name}.md)")
     cohort_mask = find_user_masks(mask_dir, subjects)
     records, failed, todo = {}, {}, []
     for sid, sub in subjects.items():

@@ -52,6 +52,7 @@ class Cohort:
     test: int = 0
     expected: int = 0
     seq_alias: dict[str, str] = field(default_factory=dict)
+    example: str = ""
 
 
 COHORTS: dict[str, Cohort] = {
@@ -59,18 +60,21 @@ COHORTS: dict[str, Cohort] = {
         "ixi", "IXI", True, ("t1", "t2"),
         (r"(?:.*/)?(?P<sid>IXI\d{3}-[A-Za-z]+-\d{4})[-_](?P<seq>T1|T2)" + NII,),
         val=44, test=158, expected=560,
+        example="IXI002-Guys-0828-T1.nii.gz",
     ),
     "brats21": Cohort(
         "brats21", "Brats21", False, ("t2",),
         (r"(?:.*/)?(?P<sid>BraTS2021_\d{5})_(?P<seq>t1|t2|flair)" + NII,),
         (r"(?:.*/)?(?P<sid>BraTS2021_\d{5})_seg" + NII,),
         skull_stripped=True, val=100, test=1151, expected=1251,
+        example="BraTS2021_00000/BraTS2021_00000_t2.nii.gz + ..._seg.nii.gz",
     ),
     "mslub": Cohort(
         "mslub", "MSLUB", False, ("t2",),
         (r"(?:.*/)?(?P<sid>patient\d{2})(?:/raw)?[_/](?P<seq>T1W|T2W|FLAIR|T1|T2)" + NII,),
         (r"(?:.*/)?(?P<sid>patient\d{2})(?:/raw)?[_/](?:consensus_gt|seg)" + NII,),
         val=10, test=20, expected=30, seq_alias={"t1w": "t1", "t2w": "t2"},
+        example="patient01_T2W.nii.gz + patient01_consensus_gt.nii.gz",
     ),
     "atlas": Cohort(
         "atlas", "ATLAS_v2", False, ("t1",),
@@ -78,6 +82,7 @@ COHORTS: dict[str, Cohort] = {
         (r"(?:.*/)?(?P<sid>sub-r\d{3}s\d{3})_ses-\d+_space-MNI152NLin2009aSym_label-L_desc-"
          r"T1lesion_mask" + NII,),
         val=66, test=589, expected=655, seq_alias={"t1w": "t1"},
+        example="sub-r001s001_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz + ..._label-L_desc-T1lesion_mask.nii.gz",
     ),
     "wmh": Cohort(
         "wmh", "WMH", False, ("t1",),
@@ -86,12 +91,14 @@ COHORTS: dict[str, Cohort] = {
         (r"(?:.*/)?(?P<site>Utrecht|Singapore|GE3T|Amsterdam/GE3T|Amsterdam_GE3T)/(?P<num>\d+)"
          r"/wmh" + NII,),
         label_values=(1,), val=15, test=45, expected=60,
+        example="Utrecht/0/pre/T1.nii.gz + Utrecht/0/wmh.nii.gz",
     ),
     "custom": Cohort(
         "custom", "custom", False, ("t2",),
         (r"(?:.*/)?(?P<sid>[^/]+)/(?P<seq>t1|t2|flair)" + NII,
          r"(?:.*/)?(?P<sid>[^/]+?)_(?P<seq>t1|t2|flair)" + NII),
         (r"(?:.*/)?(?P<sid>[^/]+)/seg" + NII, r"(?:.*/)?(?P<sid>[^/]+?)_seg" + NII),
+        example="<sid>/t2.nii.gz + <sid>/seg.nii.gz",
     ),
 }
 
