@@ -18,8 +18,14 @@ import pytest
 import SimpleITK as sitk
 
 from benchmark.data import prepare_steps as steps
-from benchmark.data.prepare import configure_prepare_parser, prepare_main, run_prepare
-from benchmark.data.prepare import configure_verify_parser, parse_sequences, verify_main
+from benchmark.data.prepare import (
+    configure_prepare_parser,
+    configure_verify_parser,
+    parse_sequences,
+    prepare_main,
+    run_prepare,
+    verify_main,
+)
 from benchmark.data.prepare_cohorts import COHORTS, discover, lesion_from_label
 from benchmark.data.prepare_layout import ixi_splits, val_test_split
 from benchmark.data.prepare_steps import RegistrationSettings, _nearest_downsample
@@ -117,8 +123,8 @@ def test_naming_table_finds_subjects(tmp_path):
              "B/BraTS2021_00000/BraTS2021_00000_seg.nii.gz",
              "W/Utrecht/0/pre/T1.nii.gz", "W/Utrecht/0/wmh.nii.gz",
              "A/R001/sub-r001s001/ses-1/anat/sub-r001s001_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz",
-             "A/R001/sub-r001s001/ses-1/anat/sub-r001s001_ses-1_space-MNI152NLin2009aSym_"
-             "label-L_desc-T1lesion_mask.nii.gz"]
+             ("A/R001/sub-r001s001/ses-1/anat/sub-r001s001_ses-1_space-MNI152NLin2009aSym_"
+              "label-L_desc-T1lesion_mask.nii.gz")]
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).touch()
@@ -148,7 +154,7 @@ def _phantom(shape=(45, 55, 45), spacing=4.0, lesion=True):
                                 indexing="ij"))
     r = np.sqrt((grid[0] / 65) ** 2 + (grid[1] / 80) ** 2 + (grid[2] / 60) ** 2)
     img = np.where(r < 1, 60.0, 0.0) + np.where(r < 0.6, 40.0, 0.0)
-    seg = (np.sqrt(((grid[0] - 20) ** 2 + grid[1] ** 2 + grid[2] ** 2)) < 12).astype(np.uint8)
+    seg = (np.sqrt((grid[0] - 20) ** 2 + grid[1] ** 2 + grid[2] ** 2) < 12).astype(np.uint8)
     if lesion:
         img[seg > 0] = 150.0
     return img.astype(np.float32), seg

@@ -20,13 +20,19 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from benchmark.data.prepare_cohorts import COHORTS, SEQUENCES, Cohort, SubjectFiles, discover
-from benchmark.data.prepare_cohorts import find_user_masks, get_cohort
+from benchmark.data.prepare_cohorts import (
+    COHORTS,
+    SEQUENCES,
+    Cohort,
+    SubjectFiles,
+    discover,
+    find_user_masks,
+    get_cohort,
+)
 from benchmark.data.prepare_layout import verify, write_manifest, write_splits
 from benchmark.data.prepare_skull import SKULL_STRIP_CHOICES
 from benchmark.data.prepare_steps import PrepareError, RegistrationSettings
-from benchmark.data.prepare_subject import PrepareSettings, is_done, prepare_subject
-from benchmark.data.prepare_subject import summary_line
+from benchmark.data.prepare_subject import PrepareSettings, is_done, prepare_subject, summary_line
 
 log = logging.getLogger("benchmark.prepare")
 
@@ -164,7 +170,7 @@ def prepare_main(args: argparse.Namespace) -> int:
         return 2
     print(f"done: {len(result['ok'])} prepared, {len(result['skipped'])} skipped (already "
           f"done), {len(result['failed'])} failed -> {Path(args.out) / 'Data'}")
-    for sid, msg in result["failed"].items():
+    for msg in result["failed"].values():
         print(f"  FAILED {msg}")
     return 1 if result["failed"] else 0
 

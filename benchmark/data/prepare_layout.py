@@ -60,7 +60,7 @@ def _order(sids: list[str], seed: int) -> list[str]:
 
 
 def _scaled(n: int, size: int, total: int) -> int:
-    return int(round(n * size / total)) if total else 0
+    return round(n * size / total) if total else 0
 
 
 def ixi_splits(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, list[str]]:

@@ -139,7 +139,7 @@ def hdbet_mask(image: sitk.Image, subject: str) -> sitk.Image:
                  [exe, "-i", str(src), "-o", str(dst), "-device", device, "-mode", "fast",
                   "-tta", "0"]]
         for cmd in tries:
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             found = [p for p in Path(tmp).glob("out*.nii.gz") if p.name != "out.nii.gz"]
             if done.returncode == 0 and found:
                 mask = read_image(found[0], subject, "HD-BET mask")

@@ -155,7 +155,7 @@ class RegistrationSettings:
     seed: int = 3141
 
     @classmethod
-    def fast(cls) -> "RegistrationSettings":
+    def fast(cls) -> RegistrationSettings:
         """Coarse settings for tests (one 4 mm level)."""
         return cls(shrink=(4,), smooth=(2.0,), sampling=0.05, iterations=60)
 

@@ -37,7 +37,7 @@ class PrepareSettings:
     seed: int = 3141
 
     @classmethod
-    def fast(cls, sequences: tuple[str, ...], **kw) -> "PrepareSettings":
+    def fast(cls, sequences: tuple[str, ...], **kw) -> PrepareSettings:
         """Coarse registration and short N4: previews and tests only."""
         return cls(sequences, registration=RegistrationSettings.fast(), n4_iterations=(20, 10),
                    **kw)
