@@ -210,10 +210,10 @@ def test_resume_skips_done_subjects(bad_cohort):
 
 def test_cli_summary_and_verify(bad_cohort, tmp_path, capsys):
     raw, _, out, _ = bad_cohort
-    only_bad = tmp_path / "raw"
+    only_bad = tmp_path / "raw"  # subjects that fail before any costly step
+    only_bad.mkdir()
     for sid in ("nosequence", "corrupt"):
-        (only_bad / sid).symlink_to(raw / sid) if only_bad.is_dir() else (
-            only_bad.mkdir(), (only_bad / sid).symlink_to(raw / sid))
+        (only_bad / sid).symlink_to(raw / sid)
     parser = argparse.ArgumentParser()
     configure_prepare_parser(parser)
     args = parser.parse_args(["--cohort", "custom", "--raw", str(only_bad), "--out",

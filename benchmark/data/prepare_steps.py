@@ -167,19 +167,21 @@ def register_affine(
     *,
     fixed_mask: sitk.Image | None = None,
     kind: str = "affine",
+    initial: sitk.Transform | None = None,
 ) -> sitk.Transform:
     """Step 2: transform mapping fixed (template) points to moving (subject) points.
 
     Initialised by aligning the intensity centres of mass (robust to different fields of view),
-    then optimised from coarse to fine. ``kind="rigid"`` is used between sequences of one
-    subject (same session, same head).
+    then optimised from coarse to fine (or from ``initial``). ``kind="rigid"`` is used
+    between sequences of one subject (same session, same head).
     """
     if kind not in ("affine", "rigid"):
         raise ValueError(f"kind must be 'affine' or 'rigid', got {kind!r}")
     base = sitk.AffineTransform(3) if kind == "affine" else sitk.Euler3DTransform()
-    initial = sitk.CenteredTransformInitializer(
-        fixed, moving, base, sitk.CenteredTransformInitializerFilter.MOMENTS
-    )
+    if initial is None:
+        initial = sitk.CenteredTransformInitializer(
+            fixed, moving, base, sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
@@ -197,6 +199,28 @@ def register_affine(
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(initial, inPlace=False)
     return reg.Execute(fixed, moving)
+
+
+def head_top_initializer(head: sitk.Image, head_mask: sitk.Image,
+                         template_mask: sitk.Image, depth_mm: float = 100.0) -> sitk.Transform:
+    """Translation matching the top ``depth_mm`` of a head to the top of the template brain.
+
+    A head scan with neck has its centre of mass far below the brain's, so moments-based
+    initialisation against a brain-only template starts centimetres off; the vertex is a
+    landmark both share (the scalp adds ~1 cm, which the registration absorbs).
+    """
+    def top_centroid(mask: sitk.Image, depth: float) -> np.ndarray:
+        idx = np.argwhere(_xyz(mask) > 0)
+        pts = np.array(mask.TransformContinuousIndexToPhysicalPoint([0.0, 0.0, 0.0]))
+        direction = np.array(mask.GetDirection()).reshape(3, 3)
+        phys = pts + (idx * np.array(mask.GetSpacing())) @ direction.T
+        top = phys[:, 2].max()  # LPS: +z is superior
+        return phys[phys[:, 2] > top - depth].mean(axis=0)
+
+    shift = top_centroid(head_mask, depth_mm + 10.0) - top_centroid(template_mask, depth_mm)
+    init = sitk.AffineTransform(3)
+    init.SetTranslation(shift.tolist())
+    return init
 
 
 def apply_transform(

@@ -111,16 +111,26 @@ def _register(images, mask, template, settings, method):
     ref_seq = settings.sequences[0]
     ref = images[ref_seq]
     moving = sitk.Mask(ref, mask) if mask is not None else ref
-    fixed_mask = None
-    if method == "template":  # whole head: let only the template's brain drive the metric
-        fixed_mask = sitk.BinaryDilate(template.mask, [4, 4, 4])
-    affine = steps.register_affine(moving, template.image, settings.registration,
-                                   fixed_mask=fixed_mask)
+    if method == "template":
+        affine = _register_head(ref, template, settings)
+    else:
+        affine = steps.register_affine(moving, template.image, settings.registration)
     transforms = {ref_seq: affine}
     for seq in settings.sequences[1:]:
         rigid = steps.register_affine(images[seq], ref, settings.registration, kind="rigid")
         transforms[seq] = sitk.CompositeTransform([rigid, affine])  # affine applied first
     return transforms
+
+
+def _register_head(head: sitk.Image, template, settings) -> sitk.Transform:
+    """Whole head -> brain template (the ``template`` skull-strip fallback): vertex-aligned
+    start, only the template's (dilated) brain in the metric. On the IXI samples the true
+    brain mask then overlaps the template brain with Dice 0.92 / 0.84, against 0.67 / 0.78
+    with moments initialisation; a second pass on the back-projected brain made it worse."""
+    fixed_mask = sitk.BinaryDilate(template.mask, [4, 4, 4])
+    start = steps.head_top_initializer(head, skull.foreground(head), template.mask)
+    return steps.register_affine(head, template.image, settings.registration,
+                                 fixed_mask=fixed_mask, initial=start)
 
 
 def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings, data: Path,
