@@ -94,6 +94,21 @@ def test_pad_downsample_shape_spacing_and_lesion_count():
     assert (out["image"][out["mask"] == 0] == 0).all()
 
 
+def test_head_top_initializer_finds_a_brain_above_a_neck():
+    brain = np.zeros((60, 60, 60), np.uint8)
+    grid = np.indices(brain.shape)
+    brain[((grid - 30) ** 2 / np.array([20, 24, 18])[:, None, None, None] ** 2).sum(0) < 1] = 1
+    head = np.zeros_like(brain)
+    shift = np.array([3, -2, 8])  # voxels of 2 mm
+    head[tuple(slice(max(s, 0), 60 + min(s, 0)) for s in shift)] = brain[
+        tuple(slice(max(-s, 0), 60 - max(s, 0)) for s in shift)]
+    head[25:35, 25:35, :20] = 1  # a neck: pulls the centre of mass, not the vertex
+    tpl, subj = _image(brain, (2.0,) * 3), _image(head, (2.0,) * 3)
+    init = steps.head_top_initializer(subj, subj, tpl, depth_mm=40.0)
+    # maps template points to subject points: the brain's shift, within the 10 mm scalp slack
+    assert np.allclose(init.GetTranslation(), shift * 2.0, atol=6.0)
+
+
 def test_splits_ixi_paper_sizes_disjoint_and_deterministic():
     sids = [f"IXI{i:03d}-HH-{i:04d}" for i in range(560)]
     splits = ixi_splits(sids, COHORTS["ixi"])
