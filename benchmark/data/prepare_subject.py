@@ -164,7 +164,8 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     moved = {s: steps.apply_transform(images[s], template.image, transforms[s], is_label=False)
              for s in images}
     ref_t = transforms[settings.sequences[0]]
-    seg = steps.apply_transform(seg, template.image, ref_t, is_label=True) if seg else None
+    if seg is not None:
+        seg = steps.apply_transform(seg, template.image, ref_t, is_label=True)
     lap("register")
     mask = _template_space_mask(method, mask, moved, template, ref_t, cohort_mask, sid)
     _check_mask(mask, sid, f"after registration, '{method}'")
