@@ -40,10 +40,9 @@ def tiny_settings(sequences, **kw) -> PrepareSettings:
 
 
 def real_samples() -> Path | None:
-    env = os.environ.get("UAD_BENCH_REAL_SAMPLES")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared/data/real-samples",
-                   REPO.parent.parent / "shared/data/real-samples"]
+    env = os.environ.get("UAD_BENCH_REAL_SAMPLES")  # when set, the only place looked at
+    candidates = [Path(env)] if env else [REPO.parent / "shared/data/real-samples",
+                                          REPO.parent.parent / "shared/data/real-samples"]
     return next((c for c in candidates if (c / "ms_patient07").is_dir()), None)
 
 
