@@ -20,8 +20,10 @@ Conventions (docs/protocol.md gives the full definitions):
 * Ties in scores are handled exactly as scikit-learn does (all voxels of one score value
   enter or leave the prediction together; AUROC counts a tie as half a pair).
 
-Speed: one ``np.sort`` of the scores (numpy's vectorised sort) plus work on the positive
-voxels only. All three ranking metrics only change at scores of positive voxels, so the
+Pooled (per data set) values: pass lists of arrays, one per volume.
+
+Speed: one ``np.sort`` of the scores above the lowest positive score (numpy's vectorised
+sort) plus work on the positive voxels only. All three ranking metrics only change at scores of positive voxels, so the
 curve is evaluated there and nowhere else (see ``ranking_curve``).
 """
 
@@ -75,32 +77,50 @@ class RankingCurve:
     n_total: int
 
 
+def _volumes(scores, labels) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One (scores, labels) pair, or lists of them (one per volume) for pooled metrics."""
+    if isinstance(scores, (list, tuple)):
+        if not isinstance(labels, (list, tuple)) or len(labels) != len(scores):
+            raise ValueError("pooled metrics need equally long lists of scores and labels")
+        return [_as_scores_labels(s, y) for s, y in zip(scores, labels)]
+    return [_as_scores_labels(scores, labels)]
+
+
 def ranking_curve(scores, labels) -> RankingCurve:
     """Evaluate the precision/recall/ROC curve at the scores of the positive voxels.
 
     Between two consecutive positive scores only negatives enter the prediction, which
     lowers precision and Dice and leaves recall unchanged, so every AUPRC term, every
     AUROC pair and the Dice maximum sit at these K <= n_pos thresholds.
-    scores, labels: any shape, same shape. Cost: one sort of ``scores`` + O(n_pos log n).
+    scores, labels: arrays of any (same) shape, or lists of them, one pair per volume,
+    for the pooled curve of a data set (no concatenated copy of the full arrays is made).
+    Cost: one sort of the scores ABOVE the lowest positive score (everything below it is
+    below every threshold and only counted) + O(n_pos log n).
     """
-    s, y = _as_scores_labels(scores, labels)
-    sorted_all = np.sort(s)
-    sorted_pos = np.sort(s[y])
+    vols = _volumes(scores, labels)
+    n = sum(s.size for s, _ in vols)
+    sorted_pos = np.concatenate([s[y] for s, y in vols])
     if sorted_pos.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return RankingCurve(s[:0], empty, empty, empty, 0, s.size)
+        return RankingCurve(sorted_pos, empty, empty, empty, 0, n)
+    sorted_pos.sort()
+    lowest = sorted_pos[0]
+    above = np.concatenate([s[s > lowest] for s, _ in vols])
+    above.sort()  # in place: ``above`` is already our own copy
+    n_at_lowest = sum(int(np.count_nonzero(s == lowest)) for s, _ in vols)
     # distinct positive scores, descending
     last_of_run = np.r_[sorted_pos[1:] != sorted_pos[:-1], True]
     thresholds = sorted_pos[last_of_run][::-1]
-    n_pos, n = sorted_pos.size, s.size
+    n_pos = sorted_pos.size
     pos_below = np.searchsorted(sorted_pos, thresholds, side="left")
-    all_below = np.searchsorted(sorted_all, thresholds, side="left")
-    all_upto = np.searchsorted(sorted_all, thresholds, side="right")
+    above_below = np.searchsorted(above, thresholds, side="left")
+    above_upto = np.searchsorted(above, thresholds, side="right")
+    at_lowest = np.where(thresholds == lowest, n_at_lowest, 0)
     return RankingCurve(
         thresholds=thresholds,
         tp=(n_pos - pos_below).astype(np.int64),
-        predicted=(n - all_below).astype(np.int64),
-        tied=(all_upto - all_below).astype(np.int64),
+        predicted=(above.size - above_below + at_lowest).astype(np.int64),
+        tied=(above_upto - above_below + at_lowest).astype(np.int64),
         n_pos=int(n_pos), n_total=int(n),
     )
 
@@ -137,6 +157,7 @@ def auprc(scores, labels) -> float:
     """Area under the precision-recall curve, equal to sklearn's average_precision_score.
 
     NaN when ``labels`` has no positive. All-equal scores give the prevalence.
+    Lists of arrays (one per volume) give the pooled value.
     """
     return _auprc(ranking_curve(scores, labels))
 
@@ -145,6 +166,7 @@ def auroc(scores, labels) -> float:
     """Area under the ROC curve, equal to sklearn's roc_auc_score (ties count 1/2).
 
     NaN when ``labels`` is all 0 or all 1 (sklearn raises). All-equal scores give 0.5.
+    Lists of arrays (one per volume) give the pooled value.
     """
     return _auroc(ranking_curve(scores, labels))
 
@@ -154,7 +176,7 @@ def best_dice(scores, labels) -> tuple[float, float]:
 
     Returns (dice, threshold) with ``pred = scores >= threshold``; among equal Dice values
     the highest threshold is returned. (nan, nan) when ``labels`` has no positive.
-    Pass the concatenated maps of a whole dataset for the pooled [DICE].
+    Pass lists of arrays (one per volume) for the pooled [DICE] of a data set.
     """
     return _best_dice(ranking_curve(scores, labels))
 

@@ -219,3 +219,26 @@ def test_kl_hand_two_bins():
     q = np.array([1.5, 0.5])  # masses 0.75, 0.25
     expected = 0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25)
     assert M.kl_divergence(p, q, edges, pseudo_count=0.0, n_counts=1) == pytest.approx(expected)
+
+
+def test_pooled_lists_equal_concatenation_and_sklearn():
+    rng = np.random.default_rng(11)
+    s_list = [np.round(rng.random((5, 4, 3)), 2).astype(np.float32) for _ in range(4)]
+    y_list = [rng.random((5, 4, 3)) < 0.2 for _ in range(4)]
+    y_list[2][:] = False  # a volume without lesion still counts in the pool
+    s_all = np.concatenate([s.ravel() for s in s_list])
+    y_all = np.concatenate([y.ravel() for y in y_list])
+    assert M.ranking_metrics(s_list, y_list) == M.ranking_metrics(s_all, y_all)
+    assert abs(M.auprc(s_list, y_list) - average_precision_score(y_all, s_all)) < 1e-9
+    assert M.best_dice(s_list, y_list) == _brute_best_dice(s_all, y_all)
+    with pytest.raises(ValueError, match="equally long"):
+        M.auprc(s_list, y_list[:2])
+
+
+def test_lowest_positive_score_ties_with_negatives():
+    # negatives tied with (and below) the lowest positive: only counted, never sorted
+    s = np.array([0.0, 0.0, 0.0, 0.2, 0.5, 0.5, 0.9])
+    y = np.array([0, 1, 0, 0, 1, 0, 1])
+    assert abs(M.auroc(s, y) - roc_auc_score(y, s)) < 1e-12
+    assert abs(M.auprc(s, y) - average_precision_score(y, s)) < 1e-12
+    assert M.best_dice(s, y) == _brute_best_dice(s, y)
