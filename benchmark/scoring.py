@@ -251,8 +251,23 @@ def _recon_volume(x, rec, brain, seg, healthy: bool) -> tuple[dict, np.ndarray, 
                    l1=metrics.l1_error(x, rec, brain), lpips=np.nan if lp is None else lp,
                    lpips_status="ok" if lp is not None else "skipped: lpips or weights absent")
     elif seg is not None:
-        row.update(metrics.l1_errors(x, rec, seg, brain), l1=metrics.l1_error(x, rec, brain))
+        row.update(metrics.l1_errors(x, rec, seg, brain), l1=metrics.l1_error(x, rec, brain),
+                   anomalous_voxels=int(seg.sum()), healthy_voxels=int((brain & ~seg).sum()))
     return row, c_in, c_rec
+
+
+def _recon_dataset_values(rows: pd.DataFrame) -> dict[str, float]:
+    """Means over volumes, and the l1-ratio of voxel-pooled errors (Table 1)."""
+    out = {f"{m}_mean": float(rows[m].mean()) for m in
+           ("ssim", "psnr", "l1", "lpips", "l1_healthy", "l1_anomalous", "l1_ratio")
+           if m in rows and rows[m].notna().any()}
+    if "anomalous_voxels" in rows and rows["anomalous_voxels"].sum() > 0:
+        ok = rows["l1_anomalous"].notna()
+        l1_a = (rows.loc[ok, "l1_anomalous"] * rows.loc[ok, "anomalous_voxels"]).sum() \
+            / rows.loc[ok, "anomalous_voxels"].sum()
+        l1_h = (rows["l1_healthy"] * rows["healthy_voxels"]).sum() / rows["healthy_voxels"].sum()
+        out["l1_ratio_pooled"] = float(l1_a / l1_h) if l1_h > 0 else np.nan
+    return out
 
 
 def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
@@ -281,10 +296,13 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
             total_rec += c_rec
             rows.append({**ids, "dataset": dataset, "volume": rec_ref.name,
                          "contrast": contrast, **row, "protocol_version": PROTOCOL_VERSION})
-        for metric, value in _divergences(total_in, total_rec).items():
+        values = {f"{m}_pooled": v for m, v in _divergences(total_in, total_rec).items()}
+        values.update(_recon_dataset_values(pd.DataFrame(
+            [r for r in rows if r["dataset"] == dataset and r["contrast"] == contrast])))
+        for metric, value in values.items():
             pooled.append({**ids, "dataset": dataset, "contrast": contrast,
                            "threshold_source": "none", "upper_bound": False,
-                           "metric": f"{metric}_pooled", "value": value,
+                           "metric": metric, "value": value,
                            "n_volumes": len(raw["reconstruction"]),
                            "protocol_version": PROTOCOL_VERSION})
     return pd.DataFrame(rows), pd.DataFrame(pooled)
