@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "RankingCurve", "ranking_curve", "auprc", "auroc", "best_dice", "ranking_metrics",
+    "dataset_ranking_metrics",
     "binarize", "confusion", "dice", "precision", "recall", "fpr_threshold",
     "l1_errors", "intensity_histogram", "kl_divergence", "paper_entropy_difference",
     "ssim", "psnr", "l1_error", "lpips_distance",
@@ -86,6 +87,77 @@ def _volumes(scores, labels) -> list[tuple[np.ndarray, np.ndarray]]:
     return [_as_scores_labels(scores, labels)]
 
 
+def _distinct_desc(sorted_pos: np.ndarray) -> np.ndarray:
+    last_of_run = np.r_[sorted_pos[1:] != sorted_pos[:-1], True]
+    return sorted_pos[last_of_run][::-1]
+
+
+def _curve(sorted_pos, above, n_at_low, low, n_total) -> RankingCurve:
+    """Curve of one volume: ``above`` = its sorted scores > ``low`` (a score <= every
+    positive score), ``n_at_low`` = its scores equal to ``low``."""
+    if sorted_pos.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return RankingCurve(sorted_pos, empty, empty, empty, 0, n_total)
+    thresholds = _distinct_desc(sorted_pos)
+    left = np.searchsorted(above, thresholds, side="left")
+    right = np.searchsorted(above, thresholds, side="right")
+    at_low = np.where(thresholds == low, n_at_low, 0)
+    return RankingCurve(
+        thresholds=thresholds,
+        tp=(sorted_pos.size - np.searchsorted(sorted_pos, thresholds, side="left")).astype(np.int64),
+        predicted=(above.size - left + at_low).astype(np.int64),
+        tied=(right - left + at_low).astype(np.int64),
+        n_pos=int(sorted_pos.size), n_total=int(n_total))
+
+
+def _pooled_curve(sorted_pos, aboves, n_at_low, low, n_total) -> RankingCurve:
+    """Curve of the pooled volumes without sorting the pool: each volume's sorted
+    ``above`` is binned into the pooled thresholds (sorted needles: a cheap merge)."""
+    if sorted_pos.size == 0:
+        return _curve(sorted_pos, sorted_pos, 0, low, n_total)
+    t_asc = _distinct_desc(sorted_pos)[::-1]
+    ge = np.zeros(t_asc.size + 1, dtype=np.int64)  # ge[k]: scores with k thresholds <= them
+    tied = np.zeros(t_asc.size, dtype=np.int64)
+    for above in aboves:
+        r = np.searchsorted(t_asc, above, side="right")  # thresholds <= each score
+        ge += np.bincount(r, minlength=t_asc.size + 1)
+        below = np.maximum(r - 1, 0)  # the largest threshold <= the score, if any
+        eq = t_asc[below] == above
+        eq &= r > 0
+        tied += np.bincount(below[eq], minlength=t_asc.size)
+    predicted = np.cumsum(ge[::-1])[::-1][1:]  # scores >= t_asc[j]: r >= j + 1
+    at_low = np.where(t_asc == low, n_at_low, 0)
+    return RankingCurve(
+        thresholds=t_asc[::-1],
+        tp=(sorted_pos.size - np.searchsorted(sorted_pos, t_asc, side="left"))[::-1].astype(np.int64),
+        predicted=(predicted + at_low)[::-1].astype(np.int64),
+        tied=(tied + at_low)[::-1].astype(np.int64),
+        n_pos=int(sorted_pos.size), n_total=int(n_total))
+
+
+def _curves(vols) -> tuple[list[RankingCurve], RankingCurve]:
+    """Per-volume curves and the pooled curve, sharing one sort per volume.
+
+    Scores at or below ``low`` (the lowest positive score of the pool) are below every
+    threshold of every volume, so they are only counted, never sorted.
+    """
+    pos = [np.sort(s[y]) for s, y in vols]
+    sizes = [p.size for p in pos if p.size]
+    low = min(p[0] for p in pos if p.size) if sizes else np.inf
+    aboves, at_low, curves = [], [], []
+    for (s, _), p in zip(vols, pos):
+        above = s[s > low]
+        above.sort()  # in place: ``above`` is our own copy
+        n_low = int(np.count_nonzero(s == low))
+        curves.append(_curve(p, above, n_low, low, s.size))
+        aboves.append(above)
+        at_low.append(n_low)
+    sorted_pos = np.sort(np.concatenate(pos)) if len(pos) > 1 else pos[0]
+    pooled = curves[0] if len(vols) == 1 else _pooled_curve(
+        sorted_pos, aboves, sum(at_low), low, sum(s.size for s, _ in vols))
+    return curves, pooled
+
+
 def ranking_curve(scores, labels) -> RankingCurve:
     """Evaluate the precision/recall/ROC curve at the scores of the positive voxels.
 
@@ -93,36 +165,11 @@ def ranking_curve(scores, labels) -> RankingCurve:
     lowers precision and Dice and leaves recall unchanged, so every AUPRC term, every
     AUROC pair and the Dice maximum sit at these K <= n_pos thresholds.
     scores, labels: arrays of any (same) shape, or lists of them, one pair per volume,
-    for the pooled curve of a data set (no concatenated copy of the full arrays is made).
+    for the pooled curve of a data set (the pool is never concatenated or sorted).
     Cost: one sort of the scores ABOVE the lowest positive score (everything below it is
     below every threshold and only counted) + O(n_pos log n).
     """
-    vols = _volumes(scores, labels)
-    n = sum(s.size for s, _ in vols)
-    sorted_pos = np.concatenate([s[y] for s, y in vols])
-    if sorted_pos.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return RankingCurve(sorted_pos, empty, empty, empty, 0, n)
-    sorted_pos.sort()
-    lowest = sorted_pos[0]
-    above = np.concatenate([s[s > lowest] for s, _ in vols])
-    above.sort()  # in place: ``above`` is already our own copy
-    n_at_lowest = sum(int(np.count_nonzero(s == lowest)) for s, _ in vols)
-    # distinct positive scores, descending
-    last_of_run = np.r_[sorted_pos[1:] != sorted_pos[:-1], True]
-    thresholds = sorted_pos[last_of_run][::-1]
-    n_pos = sorted_pos.size
-    pos_below = np.searchsorted(sorted_pos, thresholds, side="left")
-    above_below = np.searchsorted(above, thresholds, side="left")
-    above_upto = np.searchsorted(above, thresholds, side="right")
-    at_lowest = np.where(thresholds == lowest, n_at_lowest, 0)
-    return RankingCurve(
-        thresholds=thresholds,
-        tp=(n_pos - pos_below).astype(np.int64),
-        predicted=(above.size - above_below + at_lowest).astype(np.int64),
-        tied=(above_upto - above_below + at_lowest).astype(np.int64),
-        n_pos=int(n_pos), n_total=int(n),
-    )
+    return _curves(_volumes(scores, labels))[1]
 
 
 def _auprc(c: RankingCurve) -> float:
@@ -181,11 +228,23 @@ def best_dice(scores, labels) -> tuple[float, float]:
     return _best_dice(ranking_curve(scores, labels))
 
 
-def ranking_metrics(scores, labels) -> dict[str, float]:
-    """auprc, auroc, best_dice and best_threshold from a single sort."""
-    c = ranking_curve(scores, labels)
+def _summary(c: RankingCurve) -> dict[str, float]:
     d, t = _best_dice(c)
     return {"auprc": _auprc(c), "auroc": _auroc(c), "best_dice": d, "best_threshold": t}
+
+
+def ranking_metrics(scores, labels) -> dict[str, float]:
+    """auprc, auroc, best_dice and best_threshold from a single sort (lists: pooled)."""
+    return _summary(ranking_curve(scores, labels))
+
+
+def dataset_ranking_metrics(scores: list, labels: list) -> tuple[list[dict], dict]:
+    """Per-volume and pooled ``ranking_metrics`` of a data set at the cost of the
+    per-volume ones: each volume's scores are sorted once and that sorted copy is merged
+    into the pooled counts. scores, labels: lists, one (H, W, D) array (or any shape,
+    e.g. the voxels inside the brain mask) per volume."""
+    curves, pooled = _curves(_volumes(list(scores), list(labels)))
+    return [_summary(c) for c in curves], _summary(pooled)
 
 
 # ---------------------------------------------------------------- binary predictions

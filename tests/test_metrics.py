@@ -242,3 +242,18 @@ def test_lowest_positive_score_ties_with_negatives():
     assert abs(M.auroc(s, y) - roc_auc_score(y, s)) < 1e-12
     assert abs(M.auprc(s, y) - average_precision_score(y, s)) < 1e-12
     assert M.best_dice(s, y) == _brute_best_dice(s, y)
+
+
+def test_dataset_ranking_metrics_shares_sorts_and_matches():
+    rng = np.random.default_rng(5)
+    s_list = [np.round(rng.random(int(rng.integers(5, 400))), 2) for _ in range(6)]
+    y_list = [rng.random(s.size) < 0.15 for s in s_list]
+    y_list[1][:] = False
+    s_list[2][y_list[2]] = 0.0  # positives at the pool's lowest score, tied with negatives
+    per_volume, pooled = M.dataset_ranking_metrics(s_list, y_list)
+    for s, y, r in zip(s_list, y_list, per_volume):
+        np.testing.assert_equal(r, M.ranking_metrics(s, y))  # NaN == NaN for volume 1
+    s_all, y_all = np.concatenate(s_list), np.concatenate(y_list)
+    assert abs(pooled["auprc"] - average_precision_score(y_all, s_all)) < 1e-9
+    assert abs(pooled["auroc"] - roc_auc_score(y_all, s_all)) < 1e-9
+    assert (pooled["best_dice"], pooled["best_threshold"]) == _brute_best_dice(s_all, y_all)
