@@ -111,11 +111,17 @@ class PartMaps:
 
 
 # ---------------------------------------------------------------------------- segmentation
-def _volume_rows(names, maps, labels, masks, thresholds, opts, base) -> list[dict]:
+def _ranking(maps, labels, masks, opts) -> tuple[list[dict], dict]:
+    """Per-volume and pooled AUPRC/AUROC over the ``auc_region`` voxels (one sort each)."""
+    if opts.auc_region == "brain":
+        return metrics.dataset_ranking_metrics([m[b] for m, b in zip(maps, masks)],
+                                               [y[b] for y, b in zip(labels, masks)])
+    return metrics.dataset_ranking_metrics(maps, labels)
+
+
+def _volume_rows(names, maps, labels, ranking, thresholds, opts, base) -> list[dict]:
     rows = []
-    for name, amap, seg, brain in zip(names, maps, labels, masks):
-        s, y = (amap[brain], seg[brain]) if opts.auc_region == "brain" else (amap, seg)
-        r = metrics.ranking_metrics(s, y)
+    for name, amap, seg, r in zip(names, maps, labels, ranking):
         common = {**base, "volume": name, "auprc": r["auprc"], "auroc": r["auroc"],
                   "lesion_voxels": int(np.count_nonzero(seg))}
         if not thresholds:  # no threshold source had data: AUCs still count
@@ -134,15 +140,14 @@ def _volume_rows(names, maps, labels, masks, thresholds, opts, base) -> list[dic
     return rows
 
 
-def _dataset_rows(rows: pd.DataFrame, maps, labels, masks, thresholds, opts, base) -> list:
-    def row(source, metric, value, n=len(maps)):
+def _dataset_rows(rows: pd.DataFrame, pooled: dict, thresholds, base) -> list:
+    n_volumes = rows["volume"].nunique()
+
+    def row(source, metric, value, n=n_volumes):
         ub = SOURCES[source].upper_bound if source in SOURCES else False
         return {**base, "threshold_source": source, "upper_bound": ub, "metric": metric,
                 "value": float(value), "n_volumes": n}
 
-    region = [(m[b], y[b]) if opts.auc_region == "brain" else (m, y)
-              for m, y, b in zip(maps, labels, masks)]
-    pooled = metrics.ranking_metrics([s for s, _ in region], [y for _, y in region])
     first = rows.drop_duplicates("volume")
     out = [row("none", "auprc_pooled", pooled["auprc"]),
            row("none", "auroc_pooled", pooled["auroc"])]
@@ -206,10 +211,11 @@ def score_part(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None,
         thresholds = compute_thresholds(opts.threshold_sources, data.get, dataset, HEALTHY_COHORT)
         base = {**ids, "dataset": dataset, **opts.tags()}
         names = [r.name for r in data.records(dataset, "test")]
-        volume_rows = _volume_rows(names, maps, labels, masks, thresholds, opts, base)
+        per_volume_ranking, pooled = _ranking(maps, labels, masks, opts)
+        volume_rows = _volume_rows(names, maps, labels, per_volume_ranking, thresholds, opts,
+                                   base)
         rows += volume_rows
-        per_dataset += _dataset_rows(pd.DataFrame(volume_rows), maps, labels, masks,
-                                     thresholds, opts, base)
+        per_dataset += _dataset_rows(pd.DataFrame(volume_rows), pooled, thresholds, base)
         data.drop(dataset)
     if fpr_sources:
         healthy = compute_thresholds(fpr_sources, data.get, HEALTHY_COHORT, HEALTHY_COHORT)
