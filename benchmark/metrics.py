@@ -110,6 +110,15 @@ def _curve(sorted_pos, above, n_at_low, low, n_total) -> RankingCurve:
         n_pos=int(sorted_pos.size), n_total=int(n_total))
 
 
+def _add_runs(counts: np.ndarray, sorted_index: np.ndarray) -> None:
+    """counts[i] += occurrences of i in the sorted ``sorted_index``: O(len), not
+    O(len(counts)) as a bincount with minlength would be for every volume."""
+    if sorted_index.size == 0:
+        return
+    starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
+    counts[sorted_index[starts]] += np.diff(np.r_[starts, sorted_index.size])
+
+
 def _pooled_curve(sorted_pos, aboves, n_at_low, low, n_total) -> RankingCurve:
     """Curve of the pooled volumes without sorting the pool: each volume's sorted
     ``above`` is binned into the pooled thresholds (sorted needles: a cheap merge)."""
@@ -120,11 +129,11 @@ def _pooled_curve(sorted_pos, aboves, n_at_low, low, n_total) -> RankingCurve:
     tied = np.zeros(t_asc.size, dtype=np.int64)
     for above in aboves:
         r = np.searchsorted(t_asc, above, side="right")  # thresholds <= each score
-        ge += np.bincount(r, minlength=t_asc.size + 1)
+        _add_runs(ge, r)
         below = np.maximum(r - 1, 0)  # the largest threshold <= the score, if any
         eq = t_asc[below] == above
         eq &= r > 0
-        tied += np.bincount(below[eq], minlength=t_asc.size)
+        _add_runs(tied, below[eq])
     predicted = np.cumsum(ge[::-1])[::-1][1:]  # scores >= t_asc[j]: r >= j + 1
     at_low = np.where(t_asc == low, n_at_low, 0)
     return RankingCurve(
