@@ -83,6 +83,8 @@ def _volumes(scores, labels) -> list[tuple[np.ndarray, np.ndarray]]:
     if isinstance(scores, (list, tuple)):
         if not isinstance(labels, (list, tuple)) or len(labels) != len(scores):
             raise ValueError("pooled metrics need equally long lists of scores and labels")
+        if not scores:
+            raise ValueError("pooled metrics need at least one volume")
         return [_as_scores_labels(s, y) for s, y in zip(scores, labels)]
     return [_as_scores_labels(scores, labels)]
 
@@ -119,29 +121,40 @@ def _add_runs(counts: np.ndarray, sorted_index: np.ndarray) -> None:
     counts[sorted_index[starts]] += np.diff(np.r_[starts, sorted_index.size])
 
 
-def _pooled_curve(sorted_pos, aboves, n_at_low, low, n_total) -> RankingCurve:
-    """Curve of the pooled volumes without sorting the pool: each volume's sorted
-    ``above`` is binned into the pooled thresholds (sorted needles: a cheap merge)."""
-    if sorted_pos.size == 0:
-        return _curve(sorted_pos, sorted_pos, 0, low, n_total)
-    t_asc = _distinct_desc(sorted_pos)[::-1]
-    ge = np.zeros(t_asc.size + 1, dtype=np.int64)  # ge[k]: scores with k thresholds <= them
-    tied = np.zeros(t_asc.size, dtype=np.int64)
-    for above in aboves:
-        r = np.searchsorted(t_asc, above, side="right")  # thresholds <= each score
-        _add_runs(ge, r)
+class _Pool:
+    """Pooled counts at the pooled thresholds, filled one volume at a time (so only one
+    volume's sorted copy is alive): each sorted ``above`` is binned into the thresholds
+    (sorted needles) and its run lengths are added; the pool is never sorted."""
+
+    def __init__(self, sorted_pos: np.ndarray, low):
+        self.sorted_pos, self.low = sorted_pos, low
+        self.t_asc = _distinct_desc(sorted_pos)[::-1]
+        self.ge = np.zeros(self.t_asc.size + 1, dtype=np.int64)  # [k]: k thresholds <= score
+        self.tied = np.zeros(self.t_asc.size, dtype=np.int64)
+        self.n_at_low = self.n_total = 0
+
+    def add(self, above: np.ndarray, n_at_low: int, n_total: int) -> None:
+        r = np.searchsorted(self.t_asc, above, side="right")  # thresholds <= each score
+        _add_runs(self.ge, r)
         below = np.maximum(r - 1, 0)  # the largest threshold <= the score, if any
-        eq = t_asc[below] == above
+        eq = self.t_asc[below] == above
         eq &= r > 0
-        _add_runs(tied, below[eq])
-    predicted = np.cumsum(ge[::-1])[::-1][1:]  # scores >= t_asc[j]: r >= j + 1
-    at_low = np.where(t_asc == low, n_at_low, 0)
-    return RankingCurve(
-        thresholds=t_asc[::-1],
-        tp=(sorted_pos.size - np.searchsorted(sorted_pos, t_asc, side="left"))[::-1].astype(np.int64),
-        predicted=(predicted + at_low)[::-1].astype(np.int64),
-        tied=(tied + at_low)[::-1].astype(np.int64),
-        n_pos=int(sorted_pos.size), n_total=int(n_total))
+        _add_runs(self.tied, below[eq])
+        self.n_at_low += n_at_low
+        self.n_total += n_total
+
+    def curve(self) -> RankingCurve:
+        if self.sorted_pos.size == 0:
+            return _curve(self.sorted_pos, self.sorted_pos, 0, self.low, self.n_total)
+        t = self.t_asc
+        predicted = np.cumsum(self.ge[::-1])[::-1][1:]  # scores >= t[j]: r >= j + 1
+        at_low = np.where(t == self.low, self.n_at_low, 0)
+        tp = self.sorted_pos.size - np.searchsorted(self.sorted_pos, t, side="left")
+        return RankingCurve(
+            thresholds=t[::-1], tp=tp[::-1].astype(np.int64),
+            predicted=(predicted + at_low)[::-1].astype(np.int64),
+            tied=(self.tied + at_low)[::-1].astype(np.int64),
+            n_pos=int(self.sorted_pos.size), n_total=int(self.n_total))
 
 
 def _curves(vols) -> tuple[list[RankingCurve], RankingCurve]:
@@ -151,20 +164,17 @@ def _curves(vols) -> tuple[list[RankingCurve], RankingCurve]:
     threshold of every volume, so they are only counted, never sorted.
     """
     pos = [np.sort(s[y]) for s, y in vols]
-    sizes = [p.size for p in pos if p.size]
-    low = min(p[0] for p in pos if p.size) if sizes else np.inf
-    aboves, at_low, curves = [], [], []
+    low = min((p[0] for p in pos if p.size), default=np.inf)
+    pool = _Pool(np.sort(np.concatenate(pos)), low) if len(vols) > 1 else None
+    curves = []
     for (s, _), p in zip(vols, pos):
         above = s[s > low]
         above.sort()  # in place: ``above`` is our own copy
         n_low = int(np.count_nonzero(s == low))
         curves.append(_curve(p, above, n_low, low, s.size))
-        aboves.append(above)
-        at_low.append(n_low)
-    sorted_pos = np.sort(np.concatenate(pos)) if len(pos) > 1 else pos[0]
-    pooled = curves[0] if len(vols) == 1 else _pooled_curve(
-        sorted_pos, aboves, sum(at_low), low, sum(s.size for s, _ in vols))
-    return curves, pooled
+        if pool is not None:
+            pool.add(above, n_low, s.size)
+    return curves, (pool.curve() if pool is not None else curves[0])
 
 
 def ranking_curve(scores, labels) -> RankingCurve:
