@@ -23,8 +23,10 @@ Conventions (docs/protocol.md gives the full definitions):
 Pooled (per data set) values: pass lists of arrays, one per volume.
 
 Speed: one ``np.sort`` of the scores above the lowest positive score (numpy's vectorised
-sort) plus work on the positive voxels only. All three ranking metrics only change at scores of positive voxels, so the
-curve is evaluated there and nowhere else (see ``ranking_curve``).
+sort) plus work on the positive voxels only: the three ranking metrics only change at
+scores of positive voxels, so the curve is evaluated there and nowhere else (see
+``ranking_curve``). Pooled values merge the per-volume sorted copies into counts at the
+pooled thresholds (``dataset_ranking_metrics`` gives both at the cost of one).
 """
 
 from __future__ import annotations
@@ -34,11 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "RankingCurve", "ranking_curve", "auprc", "auroc", "best_dice", "ranking_metrics",
-    "dataset_ranking_metrics",
-    "binarize", "confusion", "dice", "precision", "recall", "fpr_threshold",
-    "l1_errors", "intensity_histogram", "kl_divergence", "paper_entropy_difference",
-    "ssim", "psnr", "l1_error", "lpips_distance",
+    "RankingCurve", "auprc", "auroc", "best_dice", "binarize", "confusion",
+    "dataset_ranking_metrics", "dice", "fpr_threshold", "intensity_histogram",
+    "kl_divergence", "l1_error", "l1_errors", "lpips_distance", "paper_entropy_difference",
+    "precision", "psnr", "ranking_curve", "ranking_metrics", "recall", "ssim",
 ]
 
 
@@ -445,7 +446,7 @@ def lpips_distance(x, reconstruction) -> float | None:
     ckpt = os.path.join(torch.hub.get_dir(), "checkpoints", "alexnet-owt-7be5be79.pth")
     if not os.path.exists(ckpt):
         return None
-    import lpips  # noqa: PLC0415 - optional dependency
+    import lpips
     net = lpips.LPIPS(net="alex", verbose=False).eval()
     with torch.no_grad():
         a = _as_slices(x).repeat(1, 3, 1, 1) * 2 - 1  # lpips expects 3 channels in [-1, 1]

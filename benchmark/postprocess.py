@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["erode_brain_mask", "median_filter", "remove_small_components", "PostProcess"]
+__all__ = ["PostProcess", "erode_brain_mask", "median_filter", "remove_small_components"]
 
 
 def erode_brain_mask(mask, iterations: int = 3, mode: Literal["2d", "3d"] = "2d") -> np.ndarray:
@@ -173,7 +173,7 @@ class PostProcess:
         return "+".join(s for s in steps if s) or "none"
 
     @classmethod
-    def from_string(cls, text: str) -> "PostProcess":
+    def from_string(cls, text: str) -> PostProcess:
         """Inverse of ``str()``: e.g. "erode3_2d+median5+cc7_26", "median5+mask", "none"."""
         kw: dict = {"brain_mask": False, "median_size": 0, "cc_min_size": 0}
         seen = []

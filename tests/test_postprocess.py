@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from benchmark.postprocess import (PostProcess, erode_brain_mask, median_filter,
-                                   remove_small_components)
+from benchmark.postprocess import (
+    PostProcess,
+    erode_brain_mask,
+    median_filter,
+    remove_small_components,
+)
 
 
 def _square_mask(depth=3):

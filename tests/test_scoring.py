@@ -10,8 +10,13 @@ from benchmark.data.loader import load_volume
 from benchmark.data.module import BenchmarkDataModule, DataConfig
 from benchmark.evaluate import maps_path
 from benchmark.postprocess import PostProcess
-from benchmark.thresholds import (SOURCES, MapSource, ProtocolError, compute_thresholds,
-                                  parse_sources)
+from benchmark.thresholds import (
+    SOURCES,
+    MapSource,
+    ProtocolError,
+    compute_thresholds,
+    parse_sources,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +88,6 @@ def test_only_the_oracle_may_read_test_data():
 
     def loader(cohort, split):
         requests.append((cohort, split))
-        return None
     compute_thresholds(tuple(SOURCES), loader, "Brats21", "IXI")
     assert ("Brats21", "test") in requests
     assert [r for r in requests if r[1] == "test"] == [("Brats21", "test")]  # oracle only
@@ -96,7 +100,7 @@ def test_only_the_oracle_may_read_test_data():
 
 def test_default_postprocessing_and_all_voxel_auc(tmp_path, sets):
     _write_maps(tmp_path, sets, _perfect)
-    vol, ds = scoring.score_part(tmp_path, sets, {"method": "m"},
+    vol, _ds = scoring.score_part(tmp_path, sets, {"method": "m"},
                                  scoring.ScoringOptions(auc_region="all"))
     assert (vol["postprocess"] == "erode3_2d+median5+cc7_26").all()
     assert (vol["auc_region"] == "all").all()
@@ -130,7 +134,7 @@ def test_contrast_levels_are_scored_against_unshifted_val_thresholds(tmp_path, s
     _write_maps(shifted, {d: {"test": s["test"]} for d, s in sets.items()}, _perfect)
     assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 0.3]
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
-    vol, ds, rec = scoring.score_all(tmp_path, sets, {"method": "m"}, opts)
+    vol, _ds, rec = scoring.score_all(tmp_path, sets, {"method": "m"}, opts)
     assert set(vol["contrast"]) == {1.0, 0.3}
     assert rec.empty
     x = scoring.contrast_transform(2.0)(__import__("torch").tensor([0.5, 1.0]))
