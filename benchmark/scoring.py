@@ -24,7 +24,7 @@ import pandas as pd
 from . import metrics
 from .data.layout import HEALTHY_COHORT, VolumeRecord
 from .data.loader import load_volume
-from .evaluate import load_maps, maps_path
+from .evaluate import maps_path
 from .postprocess import PostProcess
 from .thresholds import DEFAULT_SOURCES, SOURCES, compute_thresholds
 
@@ -77,30 +77,35 @@ class PartMaps:
     def records(self, dataset: str, split: str) -> list[VolumeRecord]:
         return list(self.sets.get(dataset, {}).get(split) or [])
 
-    def raw(self, dataset: str, split: str) -> dict[str, np.ndarray] | None:
+    def raw(self, dataset: str, split: str,
+            keys=("anomaly", "reconstruction")) -> dict[str, np.ndarray] | None:
+        """The cached arrays ``keys`` (those present), (V, H, W, D) in ``records`` order."""
         recs = self.records(dataset, split)
         part = self.maps_dirs.get(split)
-        if not recs or part is None or not maps_path(part, dataset, split).is_file():
+        path = None if part is None else maps_path(part, dataset, split)
+        if not recs or path is None or not path.is_file():
             return None
-        cached = load_maps(part, dataset, split)
-        index = {str(n): i for i, n in enumerate(cached["names"])}
-        missing = [r.name for r in recs if r.name not in index]
-        if missing:
-            raise KeyError(f"{maps_path(part, dataset, split)} lacks maps for {missing[:3]}")
-        order = [index[r.name] for r in recs]
-        return {k: v[order] for k, v in cached.items() if k != "names"}
+        with np.load(path, allow_pickle=False) as f:  # only the arrays asked for
+            names = [str(n) for n in f["names"]]
+            index = {n: i for i, n in enumerate(names)}
+            missing = [r.name for r in recs if r.name not in index]
+            if missing:
+                raise KeyError(f"{path} lacks maps for {missing[:3]}")
+            order = [index[r.name] for r in recs]
+            identity = order == list(range(len(names)))
+            return {k: (f[k] if identity else f[k][order]) for k in keys if k in f.files}
 
     def get(self, dataset: str, split: str):
         """(processed maps, labels or None, brain masks): lists, one (H, W, D) per volume."""
         key = (dataset, split)
         if key not in self._cache:
-            raw = self.raw(dataset, split)
+            raw = self.raw(dataset, split, keys=("anomaly",))
             if raw is None:
                 return None
             vols = [load_volume(r) for r in self.records(dataset, split)]
             pp, backend = self.opts.postprocess, self.opts.median_backend
             maps = [pp.apply(a.astype(np.float32), v.mask, backend)
-                    for a, v in zip(raw["anomaly"], vols)]
+                    for a, v in zip(raw.pop("anomaly"), vols)]
             labels = None if vols[0].seg is None else [v.seg for v in vols]
             self._cache[key] = (maps, labels, [v.mask for v in vols])
         return self._cache[key]
