@@ -306,12 +306,12 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
             total_in += c_in
             total_rec += c_rec
             rows.append({**ids, "dataset": dataset, "volume": rec_ref.name,
-                         "contrast": contrast, **row, "protocol_version": PROTOCOL_VERSION})
+                         **row, "protocol_version": PROTOCOL_VERSION})
         values = {f"{m}_pooled": v for m, v in _divergences(total_in, total_rec).items()}
         values.update(_recon_dataset_values(pd.DataFrame(
-            [r for r in rows if r["dataset"] == dataset and r["contrast"] == contrast])))
+            [r for r in rows if r["dataset"] == dataset])))
         for metric, value in values.items():
-            pooled.append({**ids, "dataset": dataset, "contrast": contrast,
+            pooled.append({**ids, "dataset": dataset,
                            "threshold_source": "none", "upper_bound": False,
                            "metric": metric, "value": value,
                            "n_volumes": len(raw["reconstruction"]),
@@ -359,20 +359,32 @@ def contrast_levels_cached(part) -> list[tuple[float, Path | None]]:
 
 
 # ---------------------------------------------------------------------------- one part, all
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def score_all(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None):
-    """Everything for one part: (per_volume, per_dataset, recon_quality) frames, for the
-    part's own maps (contrast 1.0) and every cached contrast level (column ``contrast``)."""
-    frames: dict[str, list[pd.DataFrame]] = {"vol": [], "ds": [], "rec": []}
-    for cl, cdir in contrast_levels_cached(part):
-        tagged = {**ids, "contrast": cl}
-        vol, ds = score_part(part, sets, tagged, opts, test_dir=cdir)
-        rec, rec_ds = score_reconstruction(part, sets, ids, contrast=cl, test_dir=cdir)
-        frames["vol"].append(vol)
-        frames["ds"] += [ds, rec_ds]
-        frames["rec"].append(rec)
-    return tuple(pd.concat([f for f in fs if not f.empty], ignore_index=True)
-                 if any(not f.empty for f in fs) else pd.DataFrame()
-                 for fs in frames.values())
+    """Everything for one part's own maps: (per_volume, per_dataset, recon_quality)."""
+    vol, ds = score_part(part, sets, ids, opts)
+    rec, rec_ds = score_reconstruction(part, sets, ids)
+    return vol, _concat([ds, rec_ds]), rec
+
+
+def score_domain_shift(part, sets: Sets, ids: dict,
+                       opts: ScoringOptions | None = None) -> pd.DataFrame:
+    """per-dataset rows (column ``contrast``) for every cached contrast level and 1.0,
+    for ``domain_shift.csv``; empty when the part has no contrast-shifted maps. Kept out
+    of per_*.csv so those stay one row per key for the leaderboard."""
+    levels = contrast_levels_cached(part)
+    if len(levels) == 1:
+        return pd.DataFrame()
+    frames = []
+    for cl, cdir in levels:
+        _, ds = score_part(part, sets, ids, opts, test_dir=cdir)
+        _, rec_ds = score_reconstruction(part, sets, ids, contrast=cl, test_dir=cdir)
+        frames += [f.assign(contrast=cl) for f in (ds, rec_ds) if not f.empty]
+    return _concat(frames)
 
 
 # ---------------------------------------------------------------------------- CLI: evaluate
@@ -424,12 +436,19 @@ def main(args) -> int:
         tags = {c: old[c].iloc[0] for c in old.columns
                 if c in ("profile", "data_source", "pretrained") and len(old)}
         ids = {"method": method, "fold": fold, "sequence": sequence, **tags}
-        per_volume, per_dataset, recon = score_all(part, data.evaluation_sets(), ids, opts)
+        sets = data.evaluation_sets()
+        per_volume, per_dataset, recon = score_all(part, sets, ids, opts)
         rundir.write_csv(part / "per_volume.csv", per_volume)
         rundir.write_csv(part / "per_dataset.csv", per_dataset)
         if not recon.empty:
             rundir.write_csv(part / "recon_quality.csv", recon)
+        shift = score_domain_shift(part, sets, ids, opts)
+        if not shift.empty:
+            rundir.write_csv(part / "domain_shift.csv", shift)
     rundir.collect(run)
+    shifts = [pd.read_csv(p) for p in sorted(run.glob("*/*/fold*/domain_shift.csv"))]
+    if shifts:
+        rundir.write_csv(run / "domain_shift.csv", pd.concat(shifts, ignore_index=True))
     print(f"re-scored {run} with post-processing {opts.describe()}, AUCs over "
           f"{opts.auc_region} voxels, thresholds {','.join(opts.threshold_sources)}")
     return 0

@@ -135,8 +135,13 @@ def test_contrast_levels_are_scored_against_unshifted_val_thresholds(tmp_path, s
     assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 0.3]
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
     vol, _ds, rec = scoring.score_all(tmp_path, sets, {"method": "m"}, opts)
-    assert set(vol["contrast"]) == {1.0, 0.3}
-    assert rec.empty
+    assert "contrast" not in vol and rec.empty  # per_*.csv: the part's own maps only
+    shift = scoring.score_domain_shift(tmp_path, sets, {"method": "m"}, opts)
+    assert set(shift["contrast"]) == {1.0, 0.3}
+    oracle = shift[(shift.metric == "best_dice_pooled")].set_index("contrast")["value"]
+    assert oracle[0.3] == oracle[1.0] == 1.0  # the same perfect maps at both levels
+    fpr = shift[(shift.metric == "threshold") & (shift.threshold_source == "fpr5")]
+    assert fpr["value"].nunique() == 1  # from the unshifted healthy val maps at every level
     x = scoring.contrast_transform(2.0)(__import__("torch").tensor([0.5, 1.0]))
     assert x.tolist() == [0.25, 1.0]
 
