@@ -163,3 +163,24 @@ def test_evaluate_cli_rescores_from_cached_maps(tmp_path, toy_root, sets):
     assert (df["postprocess"] == "median3").all() and (df["auc_region"] == "all").all()
     assert (run / "per_dataset.csv").is_file()
     assert main(["evaluate", str(run), "--postprocess", "median4"]) == 2  # bad tag: clean error
+
+
+def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets):
+    import torch
+
+    from benchmark.evaluate import load_maps
+    from benchmark.method import AnomalyOutput
+
+    class Identity(torch.nn.Module):  # anomaly map = the input it was given
+        name = "identity"
+
+        def predict_volume(self, x, batch_size=50):
+            return AnomalyOutput(anomaly_map=x.clone(), reconstruction=x.clone())
+
+    small = {"Brats21": {"test": sets["Brats21"]["test"][:1]}}
+    scoring.infer_contrast_levels(Identity(), small, tmp_path, torch.device("cpu"),
+                                  levels=(1.0, 2.0))
+    assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 2.0]
+    cached = load_maps(scoring.contrast_dir(tmp_path, 2.0), "Brats21", "test")
+    image = load_volume(small["Brats21"]["test"][0]).image
+    np.testing.assert_allclose(cached["anomaly"][0], image ** 2, rtol=1e-6)
