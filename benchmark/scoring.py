@@ -153,26 +153,26 @@ def _dataset_rows(rows: pd.DataFrame, pooled: dict, thresholds, base) -> list:
         return {**base, "threshold_source": source, "upper_bound": ub, "metric": metric,
                 "value": float(value), "n_volumes": n}
 
+    def mean_std(source, frame, metric):
+        """Mean and population std over the volumes where the value is defined."""
+        v = frame[metric].to_numpy(dtype=float)
+        ok = int(np.isfinite(v).sum())
+        return [row(source, f"{metric}_mean", np.nanmean(v) if ok else np.nan, ok),
+                row(source, f"{metric}_std", np.nanstd(v) if ok else np.nan, ok)]
+
     first = rows.drop_duplicates("volume")
     out = [row("none", "auprc_pooled", pooled["auprc"]),
-           row("none", "auroc_pooled", pooled["auroc"])]
-    for m in ("auprc", "auroc"):
-        v = first[m].to_numpy(dtype=float)
-        out += [row("none", f"{m}_mean", np.nanmean(v) if np.isfinite(v).any() else np.nan,
-                    int(np.isfinite(v).sum())),
-                row("none", f"{m}_std", np.nanstd(v) if np.isfinite(v).any() else np.nan,
-                    int(np.isfinite(v).sum()))]
+           row("none", "auroc_pooled", pooled["auroc"]),
+           *mean_std("none", first, "auprc"), *mean_std("none", first, "auroc")]
     for source, (thr, fit) in thresholds.items():
         sel = rows[rows["threshold_source"] == source]
         if source == "oracle":  # the exact pooled best Dice before the CC filter
             out.append(row(source, "best_dice_pooled", fit))
-        tp, fp, fn = (sel[c].sum() for c in ("tp", "fp", "fn"))
-        out.append(row(source, "dice_pooled", 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan))
+        tp, fp, fn = (int(sel[c].sum()) for c in ("tp", "fp", "fn"))
+        out.append(row(source, "dice_pooled",
+                       2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan))
         for m in ("dice", "precision", "recall"):
-            v = sel[m].to_numpy(dtype=float)
-            ok = int(np.isfinite(v).sum())
-            out += [row(source, f"{m}_mean", np.nanmean(v) if ok else np.nan, ok),
-                    row(source, f"{m}_std", np.nanstd(v) if ok else np.nan, ok)]
+            out += mean_std(source, sel, m)
         out.append(row(source, "threshold", thr))
     return out
 
