@@ -282,7 +282,8 @@ def _recon_dataset_values(rows: pd.DataFrame) -> dict[str, float]:
 
 
 def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
-                         test_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         test_dir: Path | None = None, histograms_path: Path | None = None
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """recon_quality rows (per test volume) and pooled per-dataset rows for one part.
 
     Healthy test set: SSIM, PSNR, l1, LPIPS (when available offline), histogram KL.
@@ -290,11 +291,13 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
     the histogram divergences over the healthy part only (paper Sec. 4.5.2, Fig. 4).
     contrast: the inputs were x ** contrast (their maps in ``test_dir``); the comparison
     is against that shifted input. Methods without reconstructions give empty frames.
+    histograms_path: also save the pooled histogram counts there (npz: ``edges``,
+    ``<dataset>_input``, ``<dataset>_reconstruction``), the data of the paper's Fig. 4.
     """
     data = PartMaps(sets, ScoringOptions(), {"test": Path(test_dir or part)})
-    rows, pooled = [], []
+    rows, pooled, hists = [], [], {}
     for dataset in sets:
-        raw = data.raw(dataset, "test")
+        raw = data.raw(dataset, "test", keys=("reconstruction",))
         if raw is None or "reconstruction" not in raw:
             continue
         total_in, total_rec = np.zeros(HIST_BINS, np.int64), np.zeros(HIST_BINS, np.int64)
@@ -307,6 +310,7 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
             total_rec += c_rec
             rows.append({**ids, "dataset": dataset, "volume": rec_ref.name,
                          **row, "protocol_version": PROTOCOL_VERSION})
+        hists.update({f"{dataset}_input": total_in, f"{dataset}_reconstruction": total_rec})
         values = {f"{m}_pooled": v for m, v in _divergences(total_in, total_rec).items()}
         values.update(_recon_dataset_values(pd.DataFrame(
             [r for r in rows if r["dataset"] == dataset])))
@@ -316,6 +320,9 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
                            "metric": metric, "value": value,
                            "n_volumes": len(raw["reconstruction"]),
                            "protocol_version": PROTOCOL_VERSION})
+    if histograms_path is not None and hists:
+        np.savez_compressed(histograms_path, edges=np.linspace(*HIST_RANGE, HIST_BINS + 1),
+                            **hists)
     return pd.DataFrame(rows), pd.DataFrame(pooled)
 
 
@@ -365,9 +372,11 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def score_all(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None):
-    """Everything for one part's own maps: (per_volume, per_dataset, recon_quality)."""
+    """Everything for one part's own maps: (per_volume, per_dataset, recon_quality);
+    the pooled intensity histograms go to ``<part>/histograms.npz``."""
     vol, ds = score_part(part, sets, ids, opts)
-    rec, rec_ds = score_reconstruction(part, sets, ids)
+    rec, rec_ds = score_reconstruction(part, sets, ids,
+                                       histograms_path=Path(part) / "histograms.npz")
     return vol, _concat([ds, rec_ds]), rec
 
 
@@ -382,7 +391,9 @@ def score_domain_shift(part, sets: Sets, ids: dict,
     frames = []
     for cl, cdir in levels:
         _, ds = score_part(part, sets, ids, opts, test_dir=cdir)
-        _, rec_ds = score_reconstruction(part, sets, ids, contrast=cl, test_dir=cdir)
+        _, rec_ds = score_reconstruction(
+            part, sets, ids, contrast=cl, test_dir=cdir,
+            histograms_path=Path(part) / f"histograms_contrast{cl:g}.npz")
         frames += [f.assign(contrast=cl) for f in (ds, rec_ds) if not f.empty]
     return _concat(frames)
 

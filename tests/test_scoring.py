@@ -115,7 +115,12 @@ def test_reconstruction_quality_and_l1_ratio(tmp_path, sets):
         r = np.clip(v.image + 0.01, 0, 1) * v.mask
         return r if v.seg is None else np.where(v.seg, 0.0, r)
     _write_maps(tmp_path, sets, _perfect, recon)
-    rec, pooled = scoring.score_reconstruction(tmp_path, sets, {"method": "m"})
+    rec, pooled = scoring.score_reconstruction(tmp_path, sets, {"method": "m"},
+                                               histograms_path=tmp_path / "h.npz")
+    with np.load(tmp_path / "h.npz") as h:  # pooled counts: every brain voxel counted once
+        n_brain = sum(int(load_volume(r).mask.sum()) for r in sets["IXI"]["test"])
+        assert h["IXI_input"].sum() == h["IXI_reconstruction"].sum() == n_brain
+        assert h["edges"].shape == (501,)
     healthy = rec[rec.dataset == "IXI"]
     assert healthy["psnr"].gt(30).all() and healthy["ssim"].gt(0.9).all()
     assert (healthy["lpips_status"] != "ok").all() or healthy["lpips"].notna().all()
