@@ -86,7 +86,7 @@ def plan(size: Size, seed: int) -> dict[str, list[subjects.SubjectSpec]]:
 
 def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
     """Paths relative to Data/, in the authors' layout ('/Train/ixi/t1/IXI002-..._t1.nii.gz')."""
-    top = "Train" if spec.cohort is subjects.IXI else "Test"
+    top = "Train" if spec.cohort == subjects.IXI else "Test"
     base = f"/{top}/{spec.cohort.name}"
     paths = {seq: f"{base}/{seq}/{spec.name}_{seq}.nii.gz" for seq in spec.cohort.sequences}
     paths["mask"] = f"{base}/mask/{spec.name}_mask.nii.gz"
@@ -126,7 +126,7 @@ def write_subject(spec: subjects.SubjectSpec, data_dir: Path) -> dict[str, str]:
     """Render one subject, write its files under data_dir (= <root>/Data); returns sha256s."""
     rendered = subjects.render_subject(spec)
     arrays = dict(rendered.images, mask=rendered.mask)
-    if spec.cohort is not subjects.IXI:
+    if spec.cohort != subjects.IXI:
         arrays["seg"] = rendered.seg
     hashes = {}
     for key, rel in _relpaths(spec).items():
