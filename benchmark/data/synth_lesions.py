@@ -1,8 +1,9 @@
 """Synthetic lesions for the four unhealthy cohorts, with exact voxel labels.
 
 A lesion is a fraction map f in [0, 1] (how much of a voxel is lesion) and a target
-intensity. Lesion tissue is written as a mixture of the subject's own tissue intensities,
-``target = I_base + s (I_CSF - I_base)`` with a water share s, so one description gives
+intensity. Lesion tissue is written as a mixture of the subject's own intensities,
+``target = I_base + s (I_CSF - I_base)`` with a water share s (base: the voxel's own
+healthy intensity, or a GM/WM base for a tumour that replaces tissue), so one description gives
 the right sign on both sequences (oedema, necrosis and chronic infarcts are water-rich:
 bright on T2, dark on T1). Voxels with f >= 0.5 inside the brain become
 ``I + w (target - I)`` with w in [0.5, 1]; nothing else is touched, so the label is exactly
@@ -35,15 +36,21 @@ PATHOLOGIES = ("tumour", "ms", "stroke", "wmh")
 
 @dataclass
 class Lesion:
-    """fraction, water_share: (H, W, D) float32; base: 'gm' or 'wm' map of base weights."""
+    """fraction, water_share (and base_wm): (H, W, D) float32 maps."""
 
     fraction: np.ndarray
     water_share: np.ndarray
-    base_wm: np.ndarray  # weight of WM (vs GM) in the lesion's base tissue
+    base_wm: np.ndarray | None = None  # WM weight (vs GM) of a replacing lesion's base
     spare_csf: bool = True  # False: the lesion replaces CSF too (tumour)
 
-    def target(self, intensities: dict) -> np.ndarray:
-        base = self.base_wm * intensities["wm"] + (1 - self.base_wm) * intensities["gm"]
+    def target(self, image: np.ndarray, intensities: dict) -> np.ndarray:
+        """Lesion intensity. base_wm None: the voxel's own tissue gains water (MS, stroke,
+        WMH), so a lesion always moves towards CSF, also in partial-volume voxels near the
+        ventricles; otherwise the lesion replaces the tissue by a WM/GM base (tumour)."""
+        if self.base_wm is None:
+            base = image
+        else:
+            base = self.base_wm * intensities["wm"] + (1 - self.base_wm) * intensities["gm"]
         return base + self.water_share * (intensities["csf"] - base)
 
     def region(self, anatomy: Anatomy) -> np.ndarray:
@@ -57,7 +64,7 @@ class Lesion:
         """image: (H, W, D) blurred healthy image; returns a copy with the lesion pasted."""
         region = self.region(anatomy)
         weight = 0.5 + 0.5 * np.clip((self.fraction - 0.5) / 0.3, 0.0, 1.0)
-        lesioned = image + weight * (self.target(intensities) - image)
+        lesioned = image + weight * (self.target(image, intensities) - image)
         return np.where(region, lesioned, image).astype(np.float32)
 
 
@@ -134,7 +141,7 @@ def tumour(rng, anatomy: Anatomy, centre, radius: float) -> Lesion:
     blob(rng, core, core_c, core_r * rng.uniform(0.8, 1.2, 3), irregularity=0.35)
     if rng.random() < 0.7:
         blob(rng, necrosis, core_c, core_r * rng.uniform(0.3, 0.7, 3), irregularity=0.35)
-    share = np.full(GRID_SHAPE, rng.uniform(0.45, 0.75), dtype=np.float32)  # oedema
+    share = np.full(GRID_SHAPE, rng.uniform(0.5, 0.8), dtype=np.float32)  # oedema
     share += core * (rng.uniform(0.1, 0.3) - share)  # solid / enhancing tumour
     share += necrosis * (rng.uniform(0.8, 1.0) - share)
     texture = ndimage.gaussian_filter(rng.normal(size=GRID_SHAPE).astype(np.float32), 1.5)
@@ -161,9 +168,9 @@ def ms(rng, anatomy: Anatomy) -> Lesion:
         r = scale * float(np.exp(rng.normal(0, 0.35)))
         one = _empty()
         blob(rng, one, c, (r * rng.uniform(1.3, 2.0), r, r), irregularity=0.15, axis=axis)
-        share = np.where(one > frac, rng.uniform(0.35, 0.7), share).astype(np.float32)
+        share = np.where(one > frac, rng.uniform(0.4, 0.75), share).astype(np.float32)
         np.maximum(frac, one, out=frac)
-    return Lesion(frac, share, np.ones(GRID_SHAPE, dtype=np.float32))
+    return Lesion(frac, share)
 
 
 # --------------------------------------------------------------------------- stroke
@@ -205,8 +212,7 @@ def stroke(rng, anatomy: Anatomy) -> Lesion:
     frac *= tissue  # infarcts are in parenchyma; sulcal CSF stays CSF
     share = ndimage.gaussian_filter(rng.uniform(0.4, 0.95, GRID_SHAPE).astype(np.float32), 1.0)
     share = np.clip(share + rng.uniform(-0.1, 0.1), 0.3, 1.0).astype(np.float32)
-    base_wm = np.clip(anatomy.wm / np.maximum(anatomy.gm + anatomy.wm, 1e-3), 0, 1)
-    return Lesion(frac, share, base_wm.astype(np.float32))
+    return Lesion(frac, share)
 
 
 # --------------------------------------------------------------------------- WMH
@@ -224,7 +230,7 @@ def wmh(rng, anatomy: Anatomy) -> Lesion:
         c = _pick_voxel(rng, deep, np.array(GRID_SHAPE) / 2)
         blob(rng, frac, c, rng.uniform(0.6, 1.6, 3), irregularity=0.2)
     share = np.full(GRID_SHAPE, rng.uniform(0.15, 0.35), dtype=np.float32)
-    return Lesion(frac, share, np.ones(GRID_SHAPE, dtype=np.float32))
+    return Lesion(frac, share)
 
 
 GENERATORS = {"ms": ms, "stroke": stroke, "wmh": wmh}
