@@ -210,8 +210,8 @@ def stroke(rng, anatomy: Anatomy) -> Lesion:
     hemisphere = (np.arange(GRID_SHAPE[0]) - midline) * side > 0
     frac *= hemisphere[:, None, None]
     frac *= tissue  # infarcts are in parenchyma; sulcal CSF stays CSF
-    share = ndimage.gaussian_filter(rng.uniform(0.4, 0.95, GRID_SHAPE).astype(np.float32), 1.0)
-    share = np.clip(share + rng.uniform(-0.1, 0.1), 0.3, 1.0).astype(np.float32)
+    share = ndimage.gaussian_filter(rng.uniform(0.2, 0.8, GRID_SHAPE).astype(np.float32), 1.0)
+    share = np.clip(share + rng.uniform(-0.1, 0.15), 0.25, 0.9).astype(np.float32)
     return Lesion(frac, share)
 
 
