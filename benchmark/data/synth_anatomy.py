@@ -57,9 +57,13 @@ class Template:
 
 
 def template_dir() -> Path:
-    import nilearn.datasets
+    """nilearn/datasets/data, found without importing nilearn (which takes seconds)."""
+    import importlib.util
 
-    return Path(nilearn.datasets.__file__).parent / "data"
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the synthetic data needs nilearn: pip install nilearn")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
 
 
 @functools.lru_cache(maxsize=1)
