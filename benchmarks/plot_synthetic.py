@@ -14,12 +14,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+import pandas as pd
 
-from benchmark.data.synth import ensure_synthetic  # noqa: E402
+from benchmark.data.synth import ensure_synthetic
 
 ROWS = [  # (title, split csv, sequence swap)
     ("IXI-like healthy, T1", "IXI_test", None),

@@ -79,11 +79,13 @@ def test_manifest_records_every_file_and_matches(root, tmp_path):
 
 def test_same_seed_same_bytes(root, tmp_path):
     # gzip headers carry no mtime: a file written now equals the one written earlier
+    manifest = json.loads((root / "manifest.json").read_text())["files"]
     for cohort in ("ixi", "Brats21", "WMH"):
         spec = synth.plan("smoke", 0)[cohort][0]
         again = synth.write_subject(spec, tmp_path / "Data")
         for rel, digest in again.items():
             assert (tmp_path / rel).read_bytes() == (root / rel).read_bytes(), rel
+            assert manifest[rel] == digest
     data = (tmp_path / rel).read_bytes()
     assert gzip.decompress(data) and data[4:8] == b"\x00\x00\x00\x00"  # mtime field
     first = synth.plan("smoke", 0)["ixi"][0]

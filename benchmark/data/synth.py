@@ -27,11 +27,16 @@ from typing import Literal
 import numpy as np
 
 from benchmark.data import synth_subjects as subjects
-from benchmark.data.synth_anatomy import TEMPLATE_FILES, grid_affine, load_template, \
-    reference_anatomy, template_dir
+from benchmark.data.synth_anatomy import (
+    TEMPLATE_FILES,
+    grid_affine,
+    load_template,
+    reference_anatomy,
+    template_dir,
+)
 from benchmark.data.synth_render import SITE_SHIFTS
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "1"  # bump whenever the bytes written change: caches are keyed on it
 Size = Literal["smoke", "quick", "paper"]
 SIZES_ALLOWED = ("smoke", "quick", "paper")
 COLUMNS = ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]

@@ -63,7 +63,7 @@ def template_dir() -> Path:
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("the synthetic data needs nilearn: pip install nilearn")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 @functools.lru_cache(maxsize=1)

@@ -145,7 +145,7 @@ def tumour(rng, anatomy: Anatomy, centre, radius: float) -> Lesion:
     share += core * (rng.uniform(0.1, 0.3) - share)  # solid / enhancing tumour
     share += necrosis * (rng.uniform(0.8, 1.0) - share)
     texture = ndimage.gaussian_filter(rng.normal(size=GRID_SHAPE).astype(np.float32), 1.5)
-    share = np.clip(share * (1 + 0.6 * texture / max(float(texture.std()), 1e-6) * 0.15), 0, 1)
+    share = np.clip(share * (1 + 0.09 * texture / max(float(texture.std()), 1e-6)), 0, 1)
     base_wm = np.where(core > 0.5, 0.0, 1.0).astype(np.float32)
     return Lesion(np.maximum(frac, np.maximum(core, necrosis)), share, base_wm, spare_csf=False)
 

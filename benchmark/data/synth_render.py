@@ -108,7 +108,7 @@ class Acquisition:
     gain: float
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, site: Site, peak: float) -> "Acquisition":
+    def draw(cls, rng: np.random.Generator, site: Site, peak: float) -> Acquisition:
         log_bias = site.bias * smooth_field(rng, GRID_SHAPE, (3, 3, 3))[0]
         sigma = site.noise * peak
         noise = rng.normal(0.0, sigma, (2, *GRID_SHAPE)).astype(np.float32)

@@ -24,7 +24,6 @@ from benchmark.data.synth_render import (
     tissue_image,
 )
 
-
 MIN_LESION_VOXELS = 10  # 80 mm^3; smaller lesion loads would be below the 2 mm grid's reach
 
 
@@ -42,7 +41,7 @@ class Cohort:
     code: int  # seed component; never reuse a code
     subject_format: str  # name of subject i: {i}, {n} = i + 1, {ixi} = i + 2, {k}, {site}
 
-    def subject(self, index: int, seed: int) -> "SubjectSpec":
+    def subject(self, index: int, seed: int) -> SubjectSpec:
         rng = np.random.default_rng((seed, self.code, index, 7))
         site = self.sites[int(rng.choice(len(self.sites), p=self.site_weights))]
         age = float(np.round(rng.uniform(*self.ages), 1))
@@ -120,10 +119,10 @@ def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
         warp = dataclasses.replace(warp, mass_centre=tuple(centre), mass_radius=radius * 1.2,
                                    mass_strength=float(rng["lesion"].uniform(0.25, 0.55)))
         anatomy = warp_anatomy(warp)
-        make = lambda: synth_lesions.tumour(rng["lesion"], anatomy, centre, radius)  # noqa: E731
+        make = lambda: synth_lesions.tumour(rng["lesion"], anatomy, centre, radius)
     else:
         anatomy = warp_anatomy(warp)
-        make = lambda: synth_lesions.GENERATORS[pathology](rng["lesion"], anatomy)  # noqa: E731
+        make = lambda: synth_lesions.GENERATORS[pathology](rng["lesion"], anatomy)
     for _ in range(20):  # an unhealthy subject must have a visible lesion: redraw tiny ones
         lesion = make()
         if lesion.region(anatomy).sum() >= MIN_LESION_VOXELS:
