@@ -75,9 +75,11 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
                    cfg.map_dtype, progress=cfg.trainer.progress)
     ids = {"method": method_name, "fold": fold, "sequence": sequence,
            "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
-    per_volume, per_dataset = scoring.score_part(part, sets, ids)
+    per_volume, per_dataset, recon = scoring.score_all(part, sets, ids)
     rundir.write_csv(part / "per_volume.csv", per_volume)
     rundir.write_csv(part / "per_dataset.csv", per_dataset)
+    if not recon.empty:
+        rundir.write_csv(part / "recon_quality.csv", recon)
     row = {"method": method_name, "fold": fold, "sequence": sequence,
            "device": _device(cfg.trainer).type, "hardware": rundir.hardware(),
            "n_params": method.n_params(), "train_seconds": result.train_seconds,
