@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score
 from torch import Tensor
 
 from benchmark.checkpoint import load_method
 from benchmark.data.layout import HEALTHY_COHORT
 from benchmark.data.loader import Volume, load_volume
 from benchmark.diffusion.method import DiffusionMethod
-from benchmark.scoring import ScoringOptions, postprocess
+from benchmark.metrics import auprc
+from benchmark.postprocess import PostProcess
 
 DIFFUSION_METHODS = ("ddpm", "pddpm", "cddpm")
 
@@ -140,14 +140,14 @@ def slices_of(volume: Volume, stride: int = 1) -> tuple[Tensor, np.ndarray]:
 
 
 def volume_auprc(anomaly: np.ndarray, volume: Volume, idx: np.ndarray) -> float:
-    """AUPRC of one volume as benchmark.scoring scores it (eroded mask, median filter, brain
-    voxels), on the axial slices ``idx``; NaN when the volume has no lesion voxel there."""
+    """AUPRC of one volume with the protocol's default post-processing (eroded mask, median
+    filter) over brain voxels, on the axial slices ``idx``; NaN without lesion voxels there."""
     mask, seg = volume.mask[..., idx], volume.seg[..., idx]
-    amap = postprocess(anomaly, mask, ScoringOptions())
+    amap = PostProcess().apply(anomaly, mask)
     y, s = seg[mask], amap[mask]
     if not 0 < y.sum() < y.size:
         return float("nan")
-    return float(average_precision_score(y, s))
+    return float(auprc(s, y))
 
 
 def to_volume(t: Tensor) -> np.ndarray:
