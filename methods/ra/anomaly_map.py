@@ -117,3 +117,15 @@ def ra_anomaly_map(x: Tensor, x_hat: Tensor, saliency: Saliency) -> Tensor:
     cx, cx_hat = clahe(x), clahe(x_hat)
     s = saliency(x, x_hat) * saliency(cx_hat, cx)
     return (cx_hat - cx).abs() * s
+
+
+def phanes_coarse_map(x: Tensor, x_hat: Tensor, saliency: Saliency) -> Tensor:
+    """PHANES' likelihood of anomaly from the coarse VAE reconstruction (reference
+    ``AnomalyMap.compute_residual`` x ``get_saliency``):
+    min(|CLAHE x_hat - CLAHE x| / p95(residual), 1) * S(x_hat, x), p95 per slice.
+    x, x_hat: (N, 1, H, W) in [0, 1] -> (N, 1, H, W).
+    """
+    residual = (clahe(x_hat.clamp(0, 1)) - clahe(x.clamp(0, 1))).abs()
+    p95 = torch.quantile(residual.flatten(1), 0.95, dim=1).view(-1, 1, 1, 1)
+    residual = (residual / (p95 + 1e-8)).clamp(max=1)
+    return residual * saliency(x_hat.clamp(0, 1), x.clamp(0, 1))

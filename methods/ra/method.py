@@ -43,10 +43,11 @@ class GameSteps:
 
 
 def soft_intro_losses(vae: SoftIntroVAE, x: Tensor, w: SoftIntroWeights,
-                      steps: GameSteps | None = None) -> dict[str, Tensor]:
+                      steps: GameSteps | None = None) -> tuple[dict[str, Tensor], Tensor]:
     """One round of RA's game on x: (B, 1, H, W). With ``steps`` the encoder is updated after
     the first half and the decoder after the second, as the reference; without, the terms
-    are only computed (validation)."""
+    are only computed (validation). Returns (named terms, the decoder-half reconstruction
+    D(z) detached: (B, 1, H, W), which PHANES masks with)."""
     scale = 1.0 / (x.shape[-1] * x.shape[-2])
     noise = torch.randn(x.shape[0], vae.z_dim, device=x.device)
     enc, dec = vae.encoder, vae.decoder
@@ -92,7 +93,7 @@ def soft_intro_losses(vae: SoftIntroVAE, x: Tensor, w: SoftIntroWeights,
     return {"loss": mse if steps is None else mse.detach(), "loss_e": loss_e.detach(),
             "loss_d": loss_d.detach(), "kl": kl_divergence(mu, logvar).mean().detach(),
             "emb": emb.detach(), "expelbo_rec": expelbo_rec.detach(),
-            "expelbo_fake": expelbo_fake.detach()}
+            "expelbo_fake": expelbo_fake.detach()}, rec.detach()
 
 
 @register_method("ra")
@@ -134,11 +135,11 @@ class RA(AnomalyMethod):
         self._batch_size = batch["image"].shape[0]
         opt_e, opt_d = self.optimizers()
         steps = GameSteps(self, {"encoder": opt_e, "decoder": opt_d})
-        losses = soft_intro_losses(self.vae, batch["image"], self.weights, steps)
+        losses, _ = soft_intro_losses(self.vae, batch["image"], self.weights, steps)
         self.log_losses(losses, "train")
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return soft_intro_losses(self.vae, batch["image"], self.weights)
+        return soft_intro_losses(self.vae, batch["image"], self.weights)[0]
 
     def result_tags(self) -> dict:
         return {"lpips": self.saliency.used == "lpips", "saliency": self.saliency.used}
