@@ -102,15 +102,19 @@ class Discriminator(nn.Module):
 def binarize_anomaly_mask(amap: Tensor, threshold: float | None) -> Tensor:
     """PHANES' mask from its anomaly map (reference ``AnomalyMap.filter_anomaly_mask``).
 
-    amap: (N, 1, H, W) >= 0. Values above ``threshold`` (per-slice 95th percentile when None)
-    become 1, the rest keep their value; a Gaussian blur (sigma 1.2) and ``> 0.1`` then dilate
-    the binary regions by about one pixel. Returns a {0, 1} float mask of the same shape.
+    amap: (N, 1, H, W) >= 0. Pixels above ``threshold`` (per-slice 95th percentile when None)
+    become 1 and all others 0; a Gaussian blur (sigma 1.2) and ``> 0.1`` then dilate the
+    regions by about one pixel. Returns a {0, 1} float mask of the same shape.
+    The reference leaves sub-threshold values in place before the blur, so large regions
+    between 0.1 and the threshold are masked too; zeroing them makes the threshold the one
+    the cDDPM paper states (see README).
     """
-    arr = amap.detach().float().cpu().numpy().copy()
+    arr = amap.detach().float().cpu().numpy()
+    binary = np.zeros_like(arr)
     for i in range(arr.shape[0]):
         thr = np.percentile(arr[i], 95) if threshold is None else threshold
-        arr[i][arr[i] > thr] = 1.0
-    blurred = gaussian_filter(arr, sigma=(0, 0, 1.2, 1.2))
+        binary[i] = arr[i] > thr
+    blurred = gaussian_filter(binary, sigma=(0, 0, 1.2, 1.2))
     return torch.from_numpy((blurred > 0.1).astype(np.float32)).to(amap.device)
 
 
