@@ -46,6 +46,7 @@ class PHANES(AnomalyMethod):
                  beta_kl: float = 1.0, beta_neg: float = 128.0, gamma_r: float = 1e-8,
                  mask_threshold_train: float = 0.15, mask_threshold_test: float = 0.10,
                  synthetic_masks: int = 10, gen_channels: int = 64, gen_blocks: int = 8,
+                 gen_rates: tuple[int, ...] = (1, 2, 4, 8),
                  disc_channels: int = 64, l1_weight: float = 1.0, style_weight: float = 250.0,
                  perceptual_weight: float = 0.1, adv_weight: float = 0.01,
                  saliency: SaliencyKind = "lpips", vgg_loss: VGGChoice = "vgg19") -> None:
@@ -63,7 +64,7 @@ class PHANES(AnomalyMethod):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.vae = SoftIntroVAE(image_size, z_dim, tuple(channels))
-        self.net_g = InpaintGenerator(gen_channels, gen_blocks)
+        self.net_g = InpaintGenerator(gen_channels, gen_blocks, tuple(gen_rates))
         self.net_d = Discriminator(disc_channels)
         self.weights = SoftIntroWeights(beta_rec, beta_kl, beta_neg, gamma_r)
         self.saliency = Saliency(saliency)

@@ -51,7 +51,8 @@ class InpaintGenerator(nn.Module):
     decoder 2 x [bilinear x2 + 3x3 conv] and a 3x3 conv to 1 channel.
     """
 
-    def __init__(self, channels: int = 64, n_blocks: int = 8) -> None:
+    def __init__(self, channels: int = 64, n_blocks: int = 8,
+                 rates: tuple[int, ...] = (1, 2, 4, 8)) -> None:
         super().__init__()
         c = channels
         self.encoder = nn.Sequential(
@@ -59,7 +60,8 @@ class InpaintGenerator(nn.Module):
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.ReLU(),
         )
-        self.middle = nn.Sequential(*[AOTBlock(4 * c) for _ in range(n_blocks)])
+        # dilation rates must stay below the H/4 feature map (reflection padding)
+        self.middle = nn.Sequential(*[AOTBlock(4 * c, tuple(rates)) for _ in range(n_blocks)])
         self.up1 = nn.Conv2d(4 * c, 2 * c, 3, 1, 1)
         self.up2 = nn.Conv2d(2 * c, c, 3, 1, 1)
         self.out = nn.Conv2d(c, 1, 3, 1, 1)
