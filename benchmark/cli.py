@@ -122,11 +122,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             get_method(name).resolve_hparams(profile.name, overrides.get(name))
         except (KeyError, ValueError) as exc:
             raise CliError(str(exc).strip('"')) from None
+    folds = _int_list(args.folds, "--folds") if args.folds else None
     root, source = _resolve_data_root(args, profile)
     run_dir = args.out / (args.run_id or new_run_id())
     cfg = RunConfig(
         methods=methods, profile=profile, data_root=root, run_dir=run_dir, sequences=sequences,
-        folds=_int_list(args.folds, "--folds") if args.folds else None, overrides=overrides,
+        folds=folds, overrides=overrides,
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
                                precision=args.precision, epochs=args.epochs,
@@ -259,11 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_lightning() -> None:
+    """Lightning's banners (GPU available, tips) drown the results in a benchmark log."""
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*Checkpoint directory .* exists and is not empty.*",
+                    ".*LeafSpec.*", ".*does not have many workers.*",
+                    ".*The number of training batches .* is smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_lightning()
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:
