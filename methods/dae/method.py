@@ -18,10 +18,10 @@ class DAE(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Kascenas et al., MIDL 2022 (PMLR 172)"
-    epochs = {"paper": 1600, "quick": 40, "smoke": 1}
+    epochs = {"paper": 1600, "quick": 12, "smoke": 1}
     profiles = {
         "smoke": {"depth": 2, "wf": 2},
-        "quick": {"wf": 4},
+        "quick": {"wf": 3},
     }
 
     def __init__(self, *, lr: float = 1e-4, weight_decay: float = 1e-5, depth: int = 4,

@@ -33,12 +33,12 @@ class PHANES(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Bercea et al., MICCAI 2023"
-    epochs = {"paper": 1600, "quick": 40, "smoke": 1}
+    epochs = {"paper": 1600, "quick": 4, "smoke": 1}
     profiles = {
         "smoke": {"channels": (4, 4, 8, 8, 8), "z_dim": 8, "gen_channels": 4, "gen_blocks": 1,
                   "disc_channels": 4, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
-        "quick": {"channels": (16, 32, 64, 64, 64), "gen_channels": 16, "gen_blocks": 2,
-                  "disc_channels": 16, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
+        "quick": {"channels": (8, 16, 32, 32, 32), "gen_channels": 8, "gen_blocks": 2,
+                  "disc_channels": 8, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
     }
 
     def __init__(self, *, lr: float = 5e-5, image_size: int = 96, z_dim: int = 128,

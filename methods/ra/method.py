@@ -102,10 +102,10 @@ class RA(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Bercea et al., MIDL 2023 (PMLR 227)"
-    epochs = {"paper": 1600, "quick": 40, "smoke": 1}
+    epochs = {"paper": 1600, "quick": 6, "smoke": 1}
     profiles = {
         "smoke": {"channels": (4, 4, 8, 8, 8), "z_dim": 8, "saliency": "lpips_or_ssim"},
-        "quick": {"channels": (16, 32, 64, 64, 64), "saliency": "lpips_or_ssim"},
+        "quick": {"channels": (8, 16, 32, 32, 32), "saliency": "lpips_or_ssim"},
     }
 
     def __init__(self, *, lr: float = 5e-5, image_size: int = 96, z_dim: int = 128,

@@ -27,11 +27,11 @@ class SVAE(AnomalyMethod):
     family = "reconstruction"
     paper = "Behrendt et al., MIDL 2022 (short paper)"
     sampling = "volume"
-    epochs = {"paper": 1600, "quick": 40, "smoke": 1}
+    epochs = {"paper": 1600, "quick": 4, "smoke": 1}
     profiles = {
         "smoke": {"z_dim": 8, "d_model": 16, "n_layers": 1, "n_heads": 2,
                   "base_filters": 4, "max_filters": 8},
-        "quick": {"base_filters": 16, "max_filters": 64, "d_model": 64, "slices_per_item": 16},
+        "quick": {"base_filters": 8, "max_filters": 32, "d_model": 64, "slices_per_item": 16},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, beta: float = 0.001,
