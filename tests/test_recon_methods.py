@@ -30,14 +30,14 @@ S = 32  # slice size of the fast tests
 
 # Small networks at 32 px per method (hyperparameter overrides of the "smoke" profile).
 TINY = {
-    "ae": {"image_size": S, "z_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3},
-    "vae": {"image_size": S, "z_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3},
-    "svae": {"image_size": S, "z_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3,
+    "ae": {"image_size": S, "latent_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3},
+    "vae": {"image_size": S, "latent_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3},
+    "svae": {"image_size": S, "latent_dim": 16, "base_filters": 8, "max_filters": 16, "lr": 3e-3,
              "d_model": 16, "max_slices": 8},
     "dae": {"depth": 3, "wf": 3, "noise_res": 4, "lr": 3e-3},
-    "ra": {"image_size": S, "z_dim": 16, "channels": (8, 8, 16, 16, 16), "lr": 2e-3,
+    "ra": {"image_size": S, "latent_dim": 16, "channels": (8, 8, 16, 16, 16), "lr": 2e-3,
            "saliency": "ssim"},
-    "phanes": {"image_size": S, "z_dim": 16, "channels": (8, 8, 16, 16, 16), "lr": 2e-3,
+    "phanes": {"image_size": S, "latent_dim": 16, "channels": (8, 8, 16, 16, 16), "lr": 2e-3,
                "saliency": "ssim", "vgg_loss": "off", "synthetic_masks": 2,
                "gen_rates": (1, 2, 4)},
 }

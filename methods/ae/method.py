@@ -35,26 +35,26 @@ def l1_sum_loss(x: Tensor, x_hat: Tensor) -> Tensor:
 
 @register_method("ae")
 class AE(AnomalyMethod):
-    """x: (N, 1, H, W) in [0, 1] -> dense latent (z_dim) -> x_hat; map = residual."""
+    """x: (N, 1, H, W) in [0, 1] -> dense latent (latent_dim) -> x_hat; map = residual."""
 
     family = "reconstruction"
     paper = "Baur et al., MedIA 69:101952 (2021)"
     # 1600 = the cDDPM paper's training cap (Sec. 4.4); Baur's code: <= 1000 + early stopping.
     epochs = {"paper": 1600, "quick": 15, "smoke": 1}
     profiles = {
-        "smoke": {"z_dim": 8, "base_filters": 4, "max_filters": 8},
+        "smoke": {"latent_dim": 16, "base_filters": 4, "max_filters": 8},
         "quick": {"base_filters": 16, "max_filters": 64},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, image_size: int = 96,
-                 z_dim: int = 128, intermediate_resolution: int = 8, base_filters: int = 32,
+                 latent_dim: int = 128, intermediate_resolution: int = 8, base_filters: int = 32,
                  max_filters: int = 128, dropout: float = 0.2,
                  residual: Residual = "abs") -> None:
         super().__init__()
         if residual not in RESIDUALS:
             raise ValueError(f"residual={residual!r}; allowed: {', '.join(RESIDUALS)}")
         self.save_hyperparameters()
-        self.net = DenseAutoencoder(image_size, z_dim, intermediate_resolution, base_filters,
+        self.net = DenseAutoencoder(image_size, latent_dim, intermediate_resolution, base_filters,
                                     max_filters, dropout)
 
     def configure_optimizers(self):

@@ -35,13 +35,13 @@ class PHANES(AnomalyMethod):
     paper = "Bercea et al., MICCAI 2023"
     epochs = {"paper": 1600, "quick": 4, "smoke": 1}
     profiles = {
-        "smoke": {"channels": (4, 4, 8, 8, 8), "z_dim": 8, "gen_channels": 4, "gen_blocks": 1,
+        "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "gen_channels": 4, "gen_blocks": 1,
                   "disc_channels": 4, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
         "quick": {"channels": (8, 16, 32, 32, 32), "gen_channels": 8, "gen_blocks": 2,
                   "disc_channels": 8, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
     }
 
-    def __init__(self, *, lr: float = 5e-5, image_size: int = 96, z_dim: int = 128,
+    def __init__(self, *, lr: float = 5e-5, image_size: int = 96, latent_dim: int = 128,
                  channels: tuple[int, ...] = (64, 128, 256, 512, 512), beta_rec: float = 16.0,
                  beta_kl: float = 1.0, beta_neg: float = 128.0, gamma_r: float = 1e-8,
                  mask_threshold_train: float = 0.15, mask_threshold_test: float = 0.10,
@@ -63,7 +63,7 @@ class PHANES(AnomalyMethod):
             raise ValueError(f"vgg_loss={vgg_loss!r}; allowed: {', '.join(VGG_CHOICES)}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.vae = SoftIntroVAE(image_size, z_dim, tuple(channels))
+        self.vae = SoftIntroVAE(image_size, latent_dim, tuple(channels))
         self.net_g = InpaintGenerator(gen_channels, gen_blocks, tuple(gen_rates))
         self.net_d = Discriminator(disc_channels)
         self.weights = SoftIntroWeights(beta_rec, beta_kl, beta_neg, gamma_r)

@@ -104,11 +104,11 @@ class RA(AnomalyMethod):
     paper = "Bercea et al., MIDL 2023 (PMLR 227)"
     epochs = {"paper": 1600, "quick": 6, "smoke": 1}
     profiles = {
-        "smoke": {"channels": (4, 4, 8, 8, 8), "z_dim": 8, "saliency": "lpips_or_ssim"},
+        "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "saliency": "lpips_or_ssim"},
         "quick": {"channels": (8, 16, 32, 32, 32), "saliency": "lpips_or_ssim"},
     }
 
-    def __init__(self, *, lr: float = 5e-5, image_size: int = 96, z_dim: int = 128,
+    def __init__(self, *, lr: float = 5e-5, image_size: int = 96, latent_dim: int = 128,
                  channels: tuple[int, ...] = (64, 128, 256, 512, 512), beta_rec: float = 16.0,
                  beta_kl: float = 1.0, beta_neg: float = 128.0, gamma_r: float = 1e-8,
                  saliency: SaliencyKind = "lpips", sample_at_test: bool = False) -> None:
@@ -122,7 +122,7 @@ class RA(AnomalyMethod):
             raise ValueError(f"saliency={saliency!r}; allowed: {', '.join(SALIENCY_KINDS)}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.vae = SoftIntroVAE(image_size, z_dim, tuple(channels))
+        self.vae = SoftIntroVAE(image_size, latent_dim, tuple(channels))
         self.weights = SoftIntroWeights(beta_rec, beta_kl, beta_neg, gamma_r)
         self.saliency = Saliency(saliency)
 

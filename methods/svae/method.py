@@ -29,13 +29,13 @@ class SVAE(AnomalyMethod):
     sampling = "volume"
     epochs = {"paper": 1600, "quick": 4, "smoke": 1}
     profiles = {
-        "smoke": {"z_dim": 8, "d_model": 16, "n_layers": 1, "n_heads": 2,
+        "smoke": {"latent_dim": 8, "d_model": 16, "n_layers": 1, "n_heads": 2,
                   "base_filters": 4, "max_filters": 8},
         "quick": {"base_filters": 8, "max_filters": 32, "d_model": 64, "slices_per_item": 16},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, beta: float = 0.001,
-                 image_size: int = 96, z_dim: int = 128, d_model: int = 128, n_layers: int = 2,
+                 image_size: int = 96, latent_dim: int = 128, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, max_slices: int = 64, intermediate_resolution: int = 8,
                  base_filters: int = 32, max_filters: int = 128, dropout: float = 0.1,
                  slices_per_item: int = 0, residual: Residual = "abs") -> None:
@@ -49,7 +49,7 @@ class SVAE(AnomalyMethod):
         if slices_per_item < 0:
             raise ValueError(f"slices_per_item must be >= 0, got {slices_per_item}")
         self.save_hyperparameters()
-        self.net = SliceVAE(image_size, z_dim, d_model, n_layers, n_heads, max_slices,
+        self.net = SliceVAE(image_size, latent_dim, d_model, n_layers, n_heads, max_slices,
                             intermediate_resolution, base_filters, max_filters, dropout)
 
     def configure_optimizers(self):

@@ -21,12 +21,12 @@ class VAE(AnomalyMethod):
     paper = "Baur et al., MedIA 69:101952 (2021)"
     epochs = {"paper": 1600, "quick": 15, "smoke": 1}
     profiles = {
-        "smoke": {"z_dim": 8, "base_filters": 4, "max_filters": 8},
+        "smoke": {"latent_dim": 8, "base_filters": 4, "max_filters": 8},
         "quick": {"base_filters": 16, "max_filters": 64},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, beta: float = 0.001,
-                 image_size: int = 96, z_dim: int = 128, intermediate_resolution: int = 8,
+                 image_size: int = 96, latent_dim: int = 128, intermediate_resolution: int = 8,
                  base_filters: int = 32, max_filters: int = 128, dropout: float = 0.1,
                  residual: Residual = "abs", sample_at_test: bool = False) -> None:
         """beta: KL weight, 0.001 as the cDDPM paper states (Baur's code: 1).
@@ -36,7 +36,7 @@ class VAE(AnomalyMethod):
         if residual not in RESIDUALS:
             raise ValueError(f"residual={residual!r}; allowed: {', '.join(RESIDUALS)}")
         self.save_hyperparameters()
-        self.net = DenseVAE(image_size, z_dim, intermediate_resolution, base_filters,
+        self.net = DenseVAE(image_size, latent_dim, intermediate_resolution, base_filters,
                             max_filters, dropout)
 
     def configure_optimizers(self):
