@@ -19,8 +19,12 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark.registry import get_method
 from methods.ae.network import DenseAutoencoder
 from methods.dae.network import UNet, coarse_noise, middle_divisor
-from methods.phanes.network import (Discriminator, InpaintGenerator, binarize_anomaly_mask,
-                                    random_ellipse_masks)
+from methods.phanes.network import (
+    Discriminator,
+    InpaintGenerator,
+    binarize_anomaly_mask,
+    random_ellipse_masks,
+)
 from methods.ra.losses import SoftIntroWeights, decoder_objective, embedding_loss, kl_divergence
 from methods.ra.network import SoftIntroVAE
 from methods.svae.network import SliceVAE
@@ -66,7 +70,7 @@ def brain_slices(n: int, seed: int, lesion: bool = False) -> tuple[torch.Tensor,
             img = np.where(seg, 0.95, img)
         images.append(img)
         segs.append(seg)
-    as_t = lambda a: torch.tensor(np.stack(a)[:, None], dtype=torch.float32)  # noqa: E731
+    as_t = lambda a: torch.tensor(np.stack(a)[:, None], dtype=torch.float32)
     return as_t(images), as_t(segs)
 
 

@@ -11,7 +11,7 @@ from benchmark.registry import register_method
 
 from .network import DenseAutoencoder
 
-__all__ = ["AE", "residual_map", "RESIDUALS"]
+__all__ = ["AE", "RESIDUALS", "residual_map"]
 
 Residual = Literal["abs", "positive"]
 RESIDUALS = ("abs", "positive")

@@ -35,7 +35,7 @@ def _load_vgg19() -> tuple[nn.Module | None, str]:
 
 def gram(f: Tensor) -> Tensor:
     """Gram matrix normalised by C*H*W: (N, C, H, W) -> (N, C, C)."""
-    n, c, h, w = f.shape
+    _, c, h, w = f.shape
     f = f.flatten(2)
     return f @ f.transpose(1, 2) / (c * h * w)
 

@@ -20,8 +20,7 @@ from methods.ra.losses import SoftIntroWeights
 from methods.ra.method import GameSteps, soft_intro_losses
 from methods.ra.network import SoftIntroVAE
 
-from .losses import (VGG_CHOICES, VGGChoice, VGGLoss, smgan_discriminator_loss,
-                     smgan_generator_loss)
+from .losses import VGG_CHOICES, VGGChoice, VGGLoss, smgan_discriminator_loss, smgan_generator_loss
 from .network import Discriminator, InpaintGenerator, binarize_anomaly_mask, random_ellipse_masks
 
 __all__ = ["PHANES"]

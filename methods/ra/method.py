@@ -15,8 +15,14 @@ from benchmark.method import AnomalyMethod, AnomalyOutput
 from benchmark.registry import register_method
 
 from .anomaly_map import SALIENCY_KINDS, Saliency, SaliencyKind, ra_anomaly_map
-from .losses import (SoftIntroWeights, decoder_objective, embedding_loss, encoder_objective,
-                     kl_divergence, sum_squared_error)
+from .losses import (
+    SoftIntroWeights,
+    decoder_objective,
+    embedding_loss,
+    encoder_objective,
+    kl_divergence,
+    sum_squared_error,
+)
 from .network import SoftIntroVAE, reparameterize
 
 __all__ = ["RA", "GameSteps", "soft_intro_losses"]
