@@ -105,3 +105,23 @@ def test_unknown_flag_is_rejected(capsys):
         main(["run", "--methods", "ae", "--epoch", "3x"])
     assert exc.value.code == 2
     assert "--epoch" in capsys.readouterr().err
+
+
+def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
+    """Lightning's DDP re-runs the command per device; rank 0 alone writes and evaluates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", *RUN, "--methods", "ae", "--data-root",
+         str(toy_root), "--out", str(tmp_path), "--accelerator", "cpu", "--devices", "2",
+         "--strategy", "ddp"],
+        capture_output=True, text=True, cwd=repo, timeout=600,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1, "both processes must write into the same run directory"
+    rows = pd.read_csv(runs[0] / "per_volume.csv")
+    assert len(rows) == len(rows.drop_duplicates(["volume", "threshold_source"]))
