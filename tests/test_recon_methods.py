@@ -286,3 +286,41 @@ def test_training_loss_falls_and_map_finds_the_lesion(name: str) -> None:
     prevalence = labels.mean()
     auprc = average_precision_score(labels, scores)
     assert auprc > max(3 * prevalence, 0.2), (auprc, prevalence)
+
+
+# ---------------------------------------------------------------------------- offline fallbacks
+def _lpips_loads() -> bool:
+    from methods.ra.anomaly_map import _load_lpips
+
+    return _load_lpips()[0] is not None
+
+
+@pytest.mark.skipif(_lpips_loads(), reason="LPIPS is available here: no fallback to test")
+def test_lpips_fallback_only_when_allowed_and_tagged() -> None:
+    with pytest.raises(RuntimeError, match="lpips_or_ssim"):
+        get_method("ra").from_profile("smoke", {"saliency": "lpips"})
+    with pytest.raises(RuntimeError, match="vgg19_or_off"):
+        get_method("phanes").from_profile("smoke", {"vgg_loss": "vgg19"})
+    assert get_method("ra").from_profile("smoke").result_tags() == {
+        "lpips": False, "saliency": "ssim"}
+    assert get_method("phanes").from_profile("smoke").result_tags() == {
+        "lpips": False, "saliency": "ssim", "vgg": False}
+
+
+def test_ssim_saliency_is_zero_for_identical_slices_and_marks_the_change() -> None:
+    from methods.ra.anomaly_map import Saliency
+
+    x = brain_slices(1, seed=3)[0]
+    y = x.clone()
+    y[..., 12:18, 12:18] = 1.0
+    s = Saliency("ssim")
+    assert s(x, x).abs().max() < 1e-3
+    changed = s(x, y)[0, 0]
+    assert changed[12:18, 12:18].mean() > 5 * changed[:, :6].mean()
+
+
+def test_unknown_closed_choices_name_the_allowed_values() -> None:
+    with pytest.raises(ValueError, match="lpips, ssim, lpips_or_ssim"):
+        get_method("ra").from_profile("smoke", {"saliency": "alex"})
+    with pytest.raises(ValueError, match="abs, positive"):
+        get_method("ae").from_profile("smoke", {"residual": "squared"})
