@@ -43,7 +43,7 @@ class AE(AnomalyMethod):
     epochs = {"paper": 1600, "quick": 15, "smoke": 1}
     profiles = {
         "smoke": {"latent_dim": 16, "base_filters": 4, "max_filters": 8},
-        "quick": {"base_filters": 16, "max_filters": 64},
+        "quick": {"base_filters": 16, "max_filters": 64, "lr": 1e-3},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, image_size: int = 96,

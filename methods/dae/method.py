@@ -21,7 +21,7 @@ class DAE(AnomalyMethod):
     epochs = {"paper": 1600, "quick": 12, "smoke": 1}
     profiles = {
         "smoke": {"depth": 2, "wf": 2},
-        "quick": {"wf": 3},
+        "quick": {"wf": 3, "lr": 1e-3},
     }
 
     def __init__(self, *, lr: float = 1e-4, weight_decay: float = 1e-5, depth: int = 4,

@@ -37,7 +37,8 @@ class PHANES(AnomalyMethod):
         "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "gen_channels": 4, "gen_blocks": 1,
                   "disc_channels": 4, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
         "quick": {"channels": (8, 16, 32, 32, 32), "gen_channels": 8, "gen_blocks": 2,
-                  "disc_channels": 8, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},
+                  "disc_channels": 8, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off",
+                  "lr": 2e-4},
     }
 
     def __init__(self, *, lr: float = 5e-5, image_size: int = 96, latent_dim: int = 128,

@@ -111,7 +111,7 @@ class RA(AnomalyMethod):
     epochs = {"paper": 1600, "quick": 6, "smoke": 1}
     profiles = {
         "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "saliency": "lpips_or_ssim"},
-        "quick": {"channels": (8, 16, 32, 32, 32), "saliency": "lpips_or_ssim"},
+        "quick": {"channels": (8, 16, 32, 32, 32), "saliency": "lpips_or_ssim", "lr": 2e-4},
     }
 
     def __init__(self, *, lr: float = 5e-5, image_size: int = 96, latent_dim: int = 128,

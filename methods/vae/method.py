@@ -22,7 +22,7 @@ class VAE(AnomalyMethod):
     epochs = {"paper": 1600, "quick": 15, "smoke": 1}
     profiles = {
         "smoke": {"latent_dim": 8, "base_filters": 4, "max_filters": 8},
-        "quick": {"base_filters": 16, "max_filters": 64},
+        "quick": {"base_filters": 16, "max_filters": 64, "lr": 1e-3},
     }
 
     def __init__(self, *, lr: float = 1e-4, beta1: float = 0.5, beta: float = 0.001,
