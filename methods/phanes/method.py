@@ -69,7 +69,6 @@ class PHANES(AnomalyMethod):
         self.weights = SoftIntroWeights(beta_rec, beta_kl, beta_neg, gamma_r)
         self.saliency = Saliency(saliency)
         self.vgg = VGGLoss(vgg_loss)
-        self._rng = np.random.default_rng()
 
     def configure_optimizers(self):
         lr = self.hparams.lr
@@ -88,8 +87,10 @@ class PHANES(AnomalyMethod):
         """Masked input -> inpainting; returns the mask, composite and G's loss terms."""
         mask = self.likely_anomalies(x, coarse, self.hparams.mask_threshold_train)
         if self.hparams.synthetic_masks > 0:
+            # seeded from torch so seed_everything makes the holes reproducible
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
             holes = random_ellipse_masks(x.shape[0], x.shape[-1], self.hparams.synthetic_masks,
-                                         generator=self._rng).to(x)
+                                         generator=rng).to(x)
             mask = torch.maximum(mask, holes)
         masked = x * (1 - mask) + mask  # holes set to 1, as the reference
         pred = self.net_g(masked, mask)
