@@ -324,3 +324,18 @@ def test_unknown_closed_choices_name_the_allowed_values() -> None:
         get_method("ra").from_profile("smoke", {"saliency": "alex"})
     with pytest.raises(ValueError, match="abs, positive"):
         get_method("ae").from_profile("smoke", {"residual": "squared"})
+
+
+def test_dae_clips_the_gradient_norm_every_step(monkeypatch) -> None:
+    m = get_method("dae").from_profile("smoke", TINY["dae"])
+    calls = []
+    original = m.clip_gradients
+
+    def spy(opt, gradient_clip_val=None, gradient_clip_algorithm=None):
+        calls.append((gradient_clip_val, gradient_clip_algorithm))
+        return original(opt, gradient_clip_val=gradient_clip_val,
+                        gradient_clip_algorithm=gradient_clip_algorithm)
+
+    monkeypatch.setattr(m, "clip_gradients", spy)
+    _fit(m, brain_slices(16, seed=0)[0], steps=2)
+    assert calls == [(0.5, "norm"), (0.5, "norm")]
