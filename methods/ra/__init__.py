@@ -1,0 +1,1 @@
+from . import method  # noqa: F401  (registers the method)
