@@ -144,9 +144,9 @@ def test_means_stds_and_fold_values(built):
     pooled = select(board, entry="base", dataset="MSLUB", metric="dice_pooled", level="dataset")
     assert float(pooled["mean"].iloc[0]) == pytest.approx(
         np.mean([fold_mean("MSLUB", "base", f) - 0.05 for f in range(FOLDS)]))
-    # numeric columns that are not ids or tags are metrics; threshold/protocol are not
-    assert {"auroc", "lesion_voxels", "l1_ratio", "ssim"} <= set(board["metric"])
-    assert not {"threshold", "protocol_version", "fold"} & set(board["metric"])
+    # numeric columns that are not ids, tags or voxel counts are metrics
+    assert {"auroc", "l1_ratio", "ssim"} <= set(board["metric"])
+    assert not {"threshold", "protocol_version", "fold", "lesion_voxels"} & set(board["metric"])
     assert res["flags"] == []
 
 
