@@ -291,3 +291,67 @@ class FeatureExtractor(nn.Module):
             with torch.no_grad():
                 return self.net.forward_stages(x, self.stages)
         return self.net.forward_stages(x, self.stages)
+
+
+# --- reverse ("de-") ResNet stages: the student decoders of RD and EDC -----------------
+
+Upsampling = Literal["deconv", "bilinear"]
+
+
+class ReverseBottleneck(nn.Module):
+    """Bottleneck that doubles H, W when ``up`` is set (decoder mirror of :class:`Bottleneck`).
+
+    ``up="deconv"`` (RD4AD ``de_resnet``): the 3x3 conv and the shortcut become 2x2
+    transposed convs with stride 2. ``up="bilinear"`` (EDC ``resnet_decoder``): x2 bilinear
+    upsampling (align_corners=False) before the 3x3 conv and after the 1x1 shortcut conv.
+    x: (N, cin, h, w) -> (N, 4 * planes, 2h or h, 2w or w).
+    """
+
+    def __init__(self, cin: int, planes: int, width: int, up: Upsampling | None = None):
+        super().__init__()
+        if up not in (None, *get_args(Upsampling)):
+            raise ValueError(f"unknown up={up!r}; allowed: None, {get_args(Upsampling)}")
+        out = planes * 4
+        self.conv1, self.bn1 = conv1x1(cin, width), nn.BatchNorm2d(width)
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear") if up == "bilinear" \
+            else nn.Identity()
+        self.conv2 = nn.ConvTranspose2d(width, width, 2, stride=2, bias=False) \
+            if up == "deconv" else conv3x3(width, width)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = conv1x1(width, out), nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        if up == "deconv":
+            short = [nn.ConvTranspose2d(cin, out, 2, stride=2, bias=False)]
+        elif up == "bilinear":
+            short = [conv1x1(cin, out), nn.Upsample(scale_factor=2, mode="bilinear")]
+        else:
+            short = [conv1x1(cin, out)] if cin != out else []
+        self.shortcut = nn.Sequential(*short, nn.BatchNorm2d(out)) if short else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.upsample(self.relu(self.bn1(self.conv1(x))))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+def reverse_stage(cin: int, cout: int, n: int, wide: int, up: Upsampling) -> nn.Sequential:
+    """n ReverseBottlenecks, the first upsampling x2: (N, cin, h, w) -> (N, cout, 2h, 2w).
+
+    planes = cout / 4 and inner width = wide * planes, as in the encoder stage it mirrors.
+    """
+    planes = cout // 4
+    blocks = [ReverseBottleneck(cin, planes, planes * wide, up)]
+    blocks += [ReverseBottleneck(cout, planes, planes * wide) for _ in range(n - 1)]
+    return nn.Sequential(*blocks)
+
+
+def bottleneck_stage(cin: int, cout: int, n: int, wide: int, stride: int) -> nn.Sequential:
+    """n encoder Bottlenecks (torchvision layout) mapping (N, cin) -> (N, cout), first strided."""
+    return _make_stage(Bottleneck, cin, cout // 4, n, stride, wide)[0]
+
+
+def width_factor(arch: Arch) -> int:
+    """Bottleneck width multiplier of ``arch`` (2 for Wide-ResNet, else 1)."""
+    _check_arch(arch)
+    return _SPECS[arch][3]
