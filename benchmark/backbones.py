@@ -257,13 +257,19 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"unknown input_norm={input_norm!r}; allowed: {get_args(InputNorm)}")
         self.stages, self.frozen, self.input_norm = tuple(stages), frozen, input_norm
         self.net = ResNet(arch)
-        self.pretrained = load_imagenet_weights(self.net, weights_path, allow_random_init,
-                                                download)
+        pretrained = load_imagenet_weights(self.net, weights_path, allow_random_init, download)
+        # a buffer, so a reloaded checkpoint reports how it was trained, not what is on disk now
+        self.register_buffer("pretrained_flag", torch.tensor(pretrained))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
         if frozen:
             self.net.requires_grad_(False)
             self.net.eval()
+
+    @property
+    def pretrained(self) -> bool:
+        """True when ImageNet weights were loaded when this extractor was trained."""
+        return bool(self.pretrained_flag)
 
     @property
     def channels(self) -> list[int]:
