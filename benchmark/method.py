@@ -160,6 +160,9 @@ class AnomalyMethod(L.LightningModule):
             return self.anomaly(x)
         return AnomalyOutput.concat([self.anomaly(c) for c in x.split(batch_size)])
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["uad_method"] = self.name  # lets benchmark.checkpoint rebuild the method
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -1,0 +1,177 @@
+"""One loader for every cohort: NIfTI volumes -> normalised 96x96x50 arrays -> slice batches.
+
+Loading follows the cDDPM authors (reference-implementation.md): volumes not already at
+the target shape go through ``CropOrPad(2 * target)`` and ``Resample(2)`` (B-spline for
+images, nearest neighbour for masks and labels); intensities are rescaled to [0, 1]
+between the 1st and 99th percentile inside the brain mask (torchio's RescaleIntensity).
+Each volume is read once per process and kept in memory.
+
+Arrays are (H, W, D) with the axial axis last; a slice batch is (B, 1, H, W).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torchio as tio
+from torch.utils.data import Dataset
+
+from .layout import DataLayoutError, VolumeRecord
+
+TARGET_SHAPE = (96, 96, 50)
+
+
+@dataclass
+class Volume:
+    """A loaded volume. image: (H, W, D) float32 in [0, 1]; mask, seg: (H, W, D) bool."""
+
+    record: VolumeRecord
+    image: np.ndarray
+    mask: np.ndarray
+    seg: np.ndarray | None
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    def slices(self) -> torch.Tensor:
+        """All axial slices in order: (D, 1, H, W)."""
+        return torch.from_numpy(self.image).permute(2, 0, 1).unsqueeze(1).contiguous()
+
+
+def _read(path: Path, what: str, volume: str) -> tio.Image:
+    if not path.is_file():
+        raise DataLayoutError(f"{what} of volume {volume} not found: {path}")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise DataLayoutError(f"cannot read {what} of volume {volume} ({path}): {exc}") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataLayoutError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise DataLayoutError(f"{path}: {int((~np.isfinite(data)).sum())} NaN/inf voxels")
+    cls = tio.ScalarImage if what == "image" else tio.LabelMap
+    return cls(tensor=torch.from_numpy(data)[None], affine=img.affine)
+
+
+def _subject(record: VolumeRecord) -> tio.Subject:
+    parts = {"image": _read(record.image, "image", record.name),
+             "mask": _read(record.mask, "mask", record.name)}
+    if record.seg is not None:
+        parts["seg"] = _read(record.seg, "segmentation", record.name)
+    shape = parts["image"].spatial_shape
+    for key in ("mask", "seg"):
+        if key in parts and parts[key].spatial_shape != shape:
+            path = record.mask if key == "mask" else record.seg
+            raise DataLayoutError(
+                f"{path}: {key} shape {parts[key].spatial_shape} does not match its image "
+                f"{record.image} shape {shape}"
+            )
+    return tio.Subject(**parts)
+
+
+@functools.lru_cache(maxsize=None)
+def load_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE) -> Volume:
+    """Read, resample if needed, and normalise one volume (cached per process)."""
+    subject = _subject(record)
+    if subject["image"].spatial_shape != target:
+        resize = tio.Compose([
+            tio.CropOrPad(tuple(2 * s for s in target)),
+            tio.Resample(2, image_interpolation="bspline", label_interpolation="nearest"),
+        ])
+        subject = resize(subject)
+        if subject["image"].spatial_shape != target:
+            raise DataLayoutError(
+                f"{record.image}: shape {subject['image'].spatial_shape} after CropOrPad and "
+                f"Resample(2), expected {target} (is the file at 1 mm?)"
+            )
+    mask = subject["mask"].data[0].numpy() > 0
+    if not mask.any():
+        raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
+    rescale = tio.RescaleIntensity(out_min_max=(0, 1), percentiles=(1, 99), masking_method="mask")
+    image = rescale(subject)["image"].data[0].numpy().astype(np.float32)
+    image = np.clip(image, 0.0, 1.0) * mask  # skull-stripped: background is 0
+    seg = subject["seg"].data[0].numpy() > 0 if "seg" in subject else None
+    return Volume(record, np.ascontiguousarray(image), mask, seg)
+
+
+def load_volumes(records: list[VolumeRecord], progress: bool = False) -> list[Volume]:
+    if progress:
+        from tqdm.auto import tqdm
+
+        records = tqdm(records, desc="loading volumes", leave=False)
+    return [load_volume(r) for r in records]
+
+
+def _axial(array: np.ndarray, k: int) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array[..., k], dtype=np.float32))[None]
+
+
+class SliceDataset(Dataset):
+    """One axial slice per volume per item, as the reference trains.
+
+    Training (``fixed_slices=None``): item i is a uniformly random slice of volume
+    i % n_volumes (empty slices are not skipped, as in the reference); an epoch has
+    ``n_volumes * repeats`` items. Validation (``fixed_slices=k``): k evenly spaced slices
+    of each volume, the same every epoch, so val/loss compares checkpoints fairly.
+    """
+
+    def __init__(self, volumes: list[Volume], repeats: int = 1, fixed_slices: int | None = None,
+                 augment: tio.Transform | None = None) -> None:
+        if not volumes:
+            raise ValueError("SliceDataset needs at least one volume")
+        self.volumes, self.repeats, self.augment = volumes, repeats, augment
+        depth = volumes[0].image.shape[2]
+        self.fixed = None if fixed_slices is None else np.linspace(
+            depth * 0.2, depth * 0.8, fixed_slices).round().astype(int)
+
+    def __len__(self) -> int:
+        n = len(self.volumes)
+        return n * len(self.fixed) if self.fixed is not None else n * self.repeats
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self.fixed is not None:
+            vol, k = self.volumes[i // len(self.fixed)], int(self.fixed[i % len(self.fixed)])
+        else:
+            vol = self.volumes[i % len(self.volumes)]
+            k = int(torch.randint(vol.image.shape[2], ()).item())
+        image, mask = _axial(vol.image, k), _axial(vol.mask, k)
+        if self.augment is not None:
+            image = self.augment(image[..., None])[..., 0].clamp(0, 1) * mask
+        return {"image": image, "mask": mask}
+
+
+class VolumeDataset(Dataset):
+    """Whole volumes for methods with ``sampling = "volume"``: image, mask (1, H, W, D)."""
+
+    def __init__(self, volumes: list[Volume], repeats: int = 1,
+                 augment: tio.Transform | None = None) -> None:
+        self.volumes, self.repeats, self.augment = volumes, repeats, augment
+
+    def __len__(self) -> int:
+        return len(self.volumes) * self.repeats
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        vol = self.volumes[i % len(self.volumes)]
+        image = torch.from_numpy(vol.image)[None]
+        mask = torch.from_numpy(vol.mask.astype(np.float32))[None]
+        if self.augment is not None:
+            image = self.augment(image).clamp(0, 1) * mask
+        return {"image": image, "mask": mask}
+
+
+def paper_augmentation() -> tio.Transform:
+    """cDDPM's intensity augmentation (reference code): gamma, bias field, blur, ghosting."""
+    return tio.Compose([
+        tio.RandomGamma(p=0.5),
+        tio.RandomBiasField(p=0.25),
+        tio.RandomBlur(p=0.25),
+        tio.RandomGhosting(p=0.5),
+    ])

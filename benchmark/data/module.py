@@ -1,0 +1,109 @@
+"""Everything one (sequence, fold) of a run needs: loaders for training and the test sets.
+
+The sequence (T1 or T2) decides the test sets: every labelled cohort whose split CSV
+points at that sequence (paper: BraTS21 and MSLUB for T2, ATLAS and WMH for T1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from . import layout
+from .loader import (SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation)
+
+
+@dataclass
+class DataConfig:
+    root: Path
+    sequence: str
+    fold: int
+    fold_scheme: str = "disjoint"
+    split_seed: int = 0
+    batch_size: int = 32
+    num_workers: int = 0
+    augment: bool = True
+    repeats: int = 1            # random slices per training volume per epoch
+    val_slices: int = 10        # fixed slices per validation volume
+    max_train_volumes: int | None = None
+    max_test_volumes: int | None = None
+    progress: bool = False
+    cohorts: list[str] | None = field(default=None)  # None: every cohort of the sequence
+
+
+class BenchmarkDataModule(L.LightningDataModule):
+    """Healthy train/val slices for training; labelled test sets for evaluation."""
+
+    def __init__(self, cfg: DataConfig, sampling: str = "slice") -> None:
+        super().__init__()
+        self.cfg, self.sampling = cfg, sampling
+        splits = layout.healthy_splits(cfg.root, cfg.sequence, cfg.fold, cfg.fold_scheme,
+                                       cfg.split_seed)
+        self.records = splits
+        if cfg.max_train_volumes is not None:
+            self.records["train"] = splits["train"][: cfg.max_train_volumes]
+            self.records["val"] = splits["val"][: max(1, cfg.max_train_volumes // 4)]
+        self._train: list[Volume] | None = None
+        self._val: list[Volume] | None = None
+
+    @property
+    def train_volumes(self) -> list[Volume]:
+        if self._train is None:
+            self._train = load_volumes(self.records["train"], self.cfg.progress)
+        return self._train
+
+    @property
+    def val_volumes(self) -> list[Volume]:
+        if self._val is None:
+            self._val = load_volumes(self.records["val"], self.cfg.progress)
+        return self._val
+
+    def _loader(self, volumes: list[Volume], train: bool) -> DataLoader:
+        cfg = self.cfg
+        augment = paper_augmentation() if (train and cfg.augment) else None
+        if self.sampling == "volume":
+            ds = VolumeDataset(volumes, repeats=cfg.repeats if train else 1, augment=augment)
+            batch_size = max(1, min(cfg.batch_size, 4))
+        else:
+            ds = SliceDataset(volumes, repeats=cfg.repeats if train else 1,
+                              fixed_slices=None if train else cfg.val_slices, augment=augment)
+            batch_size = cfg.batch_size
+        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=False,
+                          num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_volumes, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_volumes, train=False)
+
+    def statistics_dataloader(self) -> DataLoader:
+        """Healthy training slices without augmentation, for Method.fit_statistics."""
+        return self._loader(self.train_volumes, train=False)
+
+    # ------------------------------------------------------------------ evaluation sets
+    def test_cohorts(self) -> list[str]:
+        names = layout.unhealthy_cohorts(self.cfg.root, self.cfg.sequence)
+        if self.cfg.cohorts is not None:
+            unknown = sorted(set(self.cfg.cohorts) - set(names))
+            if unknown:
+                raise ValueError(f"--cohorts {unknown} not found for {self.cfg.sequence}; "
+                                 f"available: {', '.join(names)}")
+            names = [n for n in names if n in self.cfg.cohorts]
+        return names
+
+    def evaluation_sets(self) -> dict[str, dict[str, list[layout.VolumeRecord]]]:
+        """{dataset: {split: records}}: the healthy test set (IXI) and each labelled cohort's
+        val and test splits (val is only for choosing thresholds, never scored as a result)."""
+        cap = self.cfg.max_test_volumes
+        sets = {layout.HEALTHY_COHORT: {"test": self.records["test"][:cap],
+                                        "val": self.records["val"][:cap]}}
+        for cohort in self.test_cohorts():
+            entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
+            val_csv = layout.data_dir(self.cfg.root) / "splits" / f"{cohort}_val.csv"
+            if val_csv.is_file():
+                entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:cap]
+            sets[cohort] = entry
+        return sets

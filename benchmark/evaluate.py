@@ -1,0 +1,109 @@
+"""The only path from a trained method to results: inference -> cached maps -> scores.
+
+Inference runs once per (method, sequence, fold): every volume of every evaluation set
+goes through ``method.predict_volume`` (all slices of a volume in one batch) and the
+anomaly maps (and reconstructions) are cached in ``<part>/maps/<dataset>_<split>.npz``.
+Scoring (:mod:`benchmark.scoring`) reads only those caches, so a finished run can be
+re-scored with other post-processing or thresholds without running any model again.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.layout import VolumeRecord
+from .data.loader import load_volume
+from .method import AnomalyMethod
+
+MAP_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _to_volume(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(D, 1, H, W) tensor -> (H, W, D) array."""
+    return t[:, 0].permute(1, 2, 0).float().cpu().numpy().astype(dtype)
+
+
+def maps_path(part: Path, dataset: str, split: str) -> Path:
+    return Path(part) / "maps" / f"{dataset}_{split}.npz"
+
+
+def load_maps(part: Path, dataset: str, split: str) -> dict[str, np.ndarray]:
+    """{"names": (V,), "anomaly": (V, H, W, D), "reconstruction": (V, H, W, D) if any}."""
+    path = maps_path(part, dataset, split)
+    if not path.is_file():
+        raise FileNotFoundError(f"no cached maps for {dataset}/{split}: {path}")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+@torch.no_grad()
+def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]], part: Path,
+          device: torch.device, batch_size: int = 50, map_dtype: str = "float32",
+          progress: bool = False, input_transform=None) -> dict[str, float]:
+    """Run the method on every volume of ``sets`` and cache the maps; returns timings.
+
+    input_transform: optional function on (D, 1, H, W) inputs (e.g. a contrast change for
+    the domain-shift experiments); the cached maps then belong to the transformed input.
+    """
+    if map_dtype not in MAP_DTYPES:
+        raise ValueError(f"unknown map dtype {map_dtype!r}; allowed: {', '.join(MAP_DTYPES)}")
+    dtype = MAP_DTYPES[map_dtype]
+    method.eval().to(device)
+    (Path(part) / "maps").mkdir(parents=True, exist_ok=True)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds: list[float] = []
+    n_slices = 0
+    jobs = [(d, s, recs) for d, splits in sets.items() for s, recs in splits.items() if recs]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(r) for _, _, r in jobs), desc=f"{method.name}: inference",
+                   leave=False)
+    for dataset, split, records in jobs:
+        anomaly, recon, names = [], [], []
+        for rec in records:
+            x = load_volume(rec).slices()
+            if input_transform is not None:
+                x = input_transform(x)
+            x = x.to(device)
+            _sync(device)
+            start = time.perf_counter()
+            out = method.predict_volume(x, batch_size=batch_size)
+            _sync(device)
+            seconds.append(time.perf_counter() - start)
+            n_slices = x.shape[0]
+            if not torch.isfinite(out.anomaly_map).all():
+                raise FloatingPointError(f"{method.name}: non-finite anomaly map for {rec.name}")
+            anomaly.append(_to_volume(out.anomaly_map, dtype))
+            if out.reconstruction is not None:
+                recon.append(_to_volume(out.reconstruction, dtype))
+            names.append(rec.name)
+            if bar is not None:
+                bar.update()
+        arrays = {"names": np.array(names), "anomaly": np.stack(anomaly)}
+        if len(recon) == len(anomaly):
+            arrays["reconstruction"] = np.stack(recon)
+        np.savez_compressed(maps_path(part, dataset, split), **arrays)
+    if bar is not None:
+        bar.close()
+    timed = seconds[1:] if len(seconds) > 1 else seconds  # the first volume is the warm-up
+    median = statistics.median(timed) if timed else float("nan")
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:  # whole-process peak resident memory (Linux reports KiB)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"infer_seconds_per_volume": median,
+            "slices_per_second": n_slices / median if median > 0 else float("nan"),
+            "peak_memory_mb": peak_mb, "n_volumes_timed": len(timed)}

@@ -1,0 +1,49 @@
+"""Run profiles: how much data, compute and how many folds a run uses.
+
+Epochs are the method's own (``Method.epochs[profile]``); a method may also shrink its
+network for a profile (``Method.profiles``). The harness never branches on a method name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    batch_size: int
+    folds: tuple[int, ...]
+    synthetic_size: str             # size of the embedded default data set
+    repeats: int = 1                # random slices per training volume per epoch
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    val_slices: int = 10
+    max_train_volumes: int | None = None
+    max_test_volumes: int | None = None
+    eval_batch_size: int = 50
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        "paper", "the paper's settings: 5 folds, batch 32, paper epochs (for a GPU)",
+        batch_size=32, folds=(0, 1, 2, 3, 4), synthetic_size="paper",
+    ),
+    "quick": Profile(
+        "quick", "the whole pipeline at CPU size: one fold, short training",
+        batch_size=16, folds=(0,), synthetic_size="quick", repeats=4, val_slices=4,
+    ),
+    "smoke": Profile(
+        "smoke", "seconds, for tests: tiny networks, two batches, two test volumes",
+        batch_size=4, folds=(0,), synthetic_size="smoke", limit_train_batches=2,
+        limit_val_batches=1, val_slices=2, max_train_volumes=8, max_test_volumes=2,
+        eval_batch_size=25,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}") from None

@@ -1,0 +1,122 @@
+"""``benchmark run``: for each method x sequence x fold, train, infer, score, write.
+
+Each finished (method, sequence, fold) part is complete on disk before the next starts
+(checkpoint, cached maps, per_volume.csv, timings, then done.json), so a crash loses
+nothing already finished and ``--resume`` picks up where the run stopped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import rundir, scoring
+from .data.module import BenchmarkDataModule, DataConfig
+from .evaluate import infer
+from .profiles import Profile
+from .registry import get_method
+from .train import TrainerOptions, fit, uses_gpu
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    methods: list[str]
+    profile: Profile
+    data_root: Path
+    run_dir: Path
+    sequences: list[str] = field(default_factory=lambda: ["t2", "t1"])
+    folds: list[int] | None = None           # None: the profile's folds
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
+    fold_scheme: str = "disjoint"
+    augment: bool = True
+    num_workers: int = 0
+    cohorts: list[str] | None = None
+    map_dtype: str = "float32"
+    resume: bool = False
+    data_source: str = "user"                # "user" or "synthetic-<size>"
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["profile"] = asdict(self.profile)
+        return out
+
+
+def _device(options: TrainerOptions) -> torch.device:
+    return torch.device("cuda") if uses_gpu(options) else torch.device("cpu")
+
+
+def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict | None:
+    """Train, infer and score one (method, sequence, fold); returns its timing row."""
+    cls = get_method(method_name)
+    part = rundir.part_dir(cfg.run_dir, method_name, sequence, fold)
+    method = cls.from_profile(cfg.profile.name, cfg.overrides.get(method_name))
+    data = BenchmarkDataModule(DataConfig(
+        root=cfg.data_root, sequence=sequence, fold=fold, fold_scheme=cfg.fold_scheme,
+        batch_size=cfg.profile.batch_size, num_workers=cfg.num_workers, augment=cfg.augment,
+        repeats=cfg.profile.repeats, val_slices=cfg.profile.val_slices,
+        max_train_volumes=cfg.profile.max_train_volumes,
+        max_test_volumes=cfg.profile.max_test_volumes, progress=cfg.trainer.progress,
+        cohorts=cfg.cohorts,
+    ), sampling=cls.sampling)
+    result = fit(method, data, part, cfg.profile, cfg.trainer)
+    if result.global_rank != 0:  # under DDP only rank 0 evaluates and writes
+        return None
+    rundir.write_json(part / "hparams.json", dict(method.hparams))
+    sets = data.evaluation_sets()
+    timing = infer(method, sets, part, _device(cfg.trainer), cfg.profile.eval_batch_size,
+                   cfg.map_dtype, progress=cfg.trainer.progress)
+    ids = {"method": method_name, "fold": fold, "sequence": sequence,
+           "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
+    per_volume, per_dataset = scoring.score_part(part, sets, ids)
+    rundir.write_csv(part / "per_volume.csv", per_volume)
+    rundir.write_csv(part / "per_dataset.csv", per_dataset)
+    row = {"method": method_name, "fold": fold, "sequence": sequence,
+           "device": _device(cfg.trainer).type, "hardware": rundir.hardware(),
+           "n_params": method.n_params(), "train_seconds": result.train_seconds,
+           "train_seconds_per_epoch": result.seconds_per_epoch,
+           "epochs": sum(result.epochs.values()), **timing}
+    rundir.write_csv(part / "timings.csv", pd.DataFrame([row]))
+    rundir.write_json(part / "done.json", {"checkpoint": str(result.checkpoint.name), **row})
+    return row
+
+
+def run_benchmark(cfg: RunConfig) -> Path:
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = cfg.run_dir / "config.json"
+    if config_path.is_file() and not cfg.resume:
+        raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to continue "
+                              "it or choose another --run-id")
+    rundir.write_json(config_path, cfg.to_json())
+    rundir.write_json(cfg.run_dir / "environment.json", rundir.environment())
+    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
+    for method_name in cfg.methods:
+        for sequence in cfg.sequences:
+            for fold in folds:
+                if cfg.resume and rundir.is_done(cfg.run_dir, method_name, sequence, fold):
+                    log.info("resume: %s/%s/fold%d already done", method_name, sequence, fold)
+                    continue
+                run_part(cfg, method_name, sequence, fold)
+                rundir.collect(cfg.run_dir)
+    return cfg.run_dir
+
+
+def summary_table(run: Path) -> pd.DataFrame:
+    """Mean Dice/AUPRC per method x dataset (threshold source in the column name)."""
+    path = Path(run) / "per_volume.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    df = pd.read_csv(path)
+    dice = df.pivot_table(index="method", columns=["dataset", "threshold_source"],
+                          values="dice", aggfunc="mean")
+    dice.columns = [f"{d} dice[{s}]" for d, s in dice.columns]
+    auprc = df[df["threshold_source"] == df["threshold_source"].iloc[0]].pivot_table(
+        index="method", columns="dataset", values="auprc", aggfunc="mean")
+    auprc.columns = [f"{d} auprc" for d in auprc.columns]
+    return pd.concat([dice, auprc], axis=1).sort_index(axis=1).round(3)

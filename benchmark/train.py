@@ -1,0 +1,136 @@
+"""The training harness: one Lightning Trainer per training stage, no method-specific code.
+
+Seeds everything, keeps the checkpoint with the lowest val/loss of each stage and loads
+it before the next stage (and before evaluation), logs to CSV, and runs on CPU, one GPU
+or several GPUs/nodes through Lightning's own strategies (``--strategy ddp``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from .method import AnomalyMethod
+from .profiles import Profile
+
+
+@dataclass
+class TrainerOptions:
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None      # None: the method's GPU precision on GPU, fp32 on CPU
+    epochs: int | None = None         # override every method's profile epochs
+    progress: bool = True
+    logger: str = "csv"               # csv | tensorboard | wandb (if installed)
+    seed: int = 3141                  # the authors' seed
+
+
+@dataclass
+class FitResult:
+    checkpoint: Path
+    epochs: dict[str, int] = field(default_factory=dict)
+    seconds_per_epoch: float | None = None
+    train_seconds: float = 0.0
+    global_rank: int = 0
+
+
+class _EpochTimer(Callback):
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def uses_gpu(options: TrainerOptions) -> bool:
+    if options.accelerator in ("gpu", "cuda"):
+        return True
+    return options.accelerator == "auto" and torch.cuda.is_available()
+
+
+def _precision(method: AnomalyMethod, options: TrainerOptions) -> str:
+    if options.precision is not None:
+        return options.precision
+    return method.precision if uses_gpu(options) else "32-true"
+
+
+def _logger(kind: str, out_dir: Path, stage: str) -> Any:
+    if kind == "csv":
+        return CSVLogger(str(out_dir), name="logs", version=stage)
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(out_dir), name="tb", version=stage)
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(save_dir=str(out_dir), name=f"{out_dir.name}-{stage}")
+    raise ValueError(f"unknown --logger {kind!r}; allowed: csv, tensorboard, wandb")
+
+
+def save_checkpoint(method: AnomalyMethod, path: Path) -> Path:
+    """A checkpoint for methods that never go through a Trainer (statistics only)."""
+    torch.save({"state_dict": method.state_dict(), "hyper_parameters": dict(method.hparams),
+                "uad_method": method.name}, path)
+    return path
+
+
+def load_checkpoint(method: AnomalyMethod, path: Path) -> AnomalyMethod:
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    method.load_state_dict(state)
+    return method
+
+
+def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profile: Profile,
+        options: TrainerOptions) -> FitResult:
+    """Train ``method`` through all its stages; returns the best checkpoint of the last one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    method.fit_statistics(data.statistics_dataloader())
+    result = FitResult(checkpoint=out_dir / "best-main.ckpt")
+    timer = _EpochTimer()
+    start = time.perf_counter()
+    if not method.requires_training:
+        result.checkpoint = save_checkpoint(method, out_dir / "best-main.ckpt")
+        return result
+    for stage in method.stages():
+        method.stage = stage
+        epochs = options.epochs if options.epochs is not None else method.stage_epochs(
+            stage, profile.name)
+        result.epochs[stage] = epochs
+        if epochs <= 0:
+            continue
+        ckpt = ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor="val/loss",
+                               mode="min", save_top_k=1, enable_version_counter=False)
+        trainer = L.Trainer(
+            max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
+            strategy=options.strategy, num_nodes=options.num_nodes,
+            precision=_precision(method, options), callbacks=[ckpt, timer],
+            logger=_logger(options.logger, out_dir, stage), default_root_dir=str(out_dir),
+            enable_progress_bar=options.progress, enable_model_summary=False,
+            limit_train_batches=profile.limit_train_batches,
+            limit_val_batches=profile.limit_val_batches, log_every_n_steps=1,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(method, datamodule=data)
+        result.global_rank = trainer.global_rank
+        best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
+        if best is None or not best.is_file():
+            raise RuntimeError(f"{method.name}: stage {stage!r} produced no checkpoint in {out_dir}")
+        load_checkpoint(method, best)
+        result.checkpoint = best
+    result.train_seconds = time.perf_counter() - start
+    if timer.durations:
+        result.seconds_per_epoch = float(sum(timer.durations) / len(timer.durations))
+    return result
