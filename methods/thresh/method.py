@@ -26,14 +26,19 @@ Polarity = Literal["hyper", "hypo"]
 
 
 def equalize_cdf(values: Tensor, nbins: int = 256) -> tuple[Tensor, Tensor]:
-    """Histogram of ``values`` (1-D, in [0, 1]) on ``nbins`` equal bins of [0, 1].
+    """Histogram of ``values`` (1-D) on ``nbins`` equal bins spanning [min, max] of values.
 
-    Returns (bin_centres, cdf) as skimage ``exposure.cumulative_distribution`` does:
-    cdf[k] = fraction of values in bins 0..k.
+    Returns (bin_centres, cdf) as skimage ``exposure.cumulative_distribution`` does for
+    float images: cdf[k] = fraction of values in bins 0..k.
     """
-    hist = torch.histc(values.double().clamp(0, 1), bins=nbins, min=0.0, max=1.0)
-    cdf = hist.cumsum(0) / hist.sum().clamp_min(1)
-    centres = (torch.arange(nbins, dtype=torch.float64) + 0.5) / nbins
+    values = values.double()
+    if values.numel() == 0:
+        values = torch.zeros(1, dtype=torch.float64)
+    lo, hi = float(values.min()), float(values.max())
+    hi = hi if hi > lo else lo + 1e-6
+    hist = torch.histc(values, bins=nbins, min=lo, max=hi)
+    cdf = hist.cumsum(0) / hist.sum()
+    centres = lo + (torch.arange(nbins, dtype=torch.float64) + 0.5) * (hi - lo) / nbins
     return centres.float(), cdf.float()
 
 
