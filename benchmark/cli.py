@@ -259,11 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_lightning() -> None:
+    """Lightning's banners (GPU available, tips) drown the results in a benchmark log."""
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*Checkpoint directory .* exists and is not empty.*",
+                    ".*LeafSpec.*", ".*does not have many workers.*",
+                    ".*The number of training batches .* is smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_lightning()
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:

@@ -1,0 +1,17 @@
+"""Shared fixtures: a tiny data set in the authors' layout, written once per session."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory):
+    from benchmark.data.toy import write_toy_dataset
+
+    return write_toy_dataset(tmp_path_factory.mktemp("toy"), n_healthy=12, n_test=2)
