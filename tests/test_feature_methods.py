@@ -176,8 +176,9 @@ def test_pii_labels_are_as_constructed():
 
 
 def test_pii_learns_to_find_planted_lesions():
-    m = get_method("pii").from_profile("smoke", {"k": 2, "base": 4, "lr": 3e-3})
-    losses = train(m, brains(64), steps=80)
+    torch.manual_seed(0)  # AUPRC 0.14-0.15 over seeds 0-3 (prevalence 0.048)
+    m = get_method("pii").from_profile("smoke", {"k": 2, "base": 4, "lr": 5e-3})
+    losses = train(m, brains(64), steps=120)
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
     ap, prevalence = auprc(m)
     assert ap > 2 * prevalence, (ap, prevalence)
@@ -226,6 +227,7 @@ def test_thresh_finds_hyperintense_lesions_and_rejects_bad_choices():
 # ------------------------------------------------------------------------- RD / FAE / EDC
 @pytest.mark.parametrize("name", ["rd", "fae", "edc"])
 def test_feature_methods_train_and_tag_random_weights(name):
+    torch.manual_seed(0)
     m = get_method(name).from_profile("smoke")
     losses = train(m, brains(32), steps=25, batch=8)
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
