@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import pkgutil
 import sys
 import tomllib
@@ -102,7 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .profiles import get_profile
     from .registry import parse_method_list
     from .rundir import new_run_id
-    from .runner import RunConfig, run_benchmark, summary_table
+    from .runner import RunConfig, launch_rank, run_benchmark, summary_table
     from .train import TrainerOptions
 
     try:
@@ -122,11 +123,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             get_method(name).resolve_hparams(profile.name, overrides.get(name))
         except (KeyError, ValueError) as exc:
             raise CliError(str(exc).strip('"')) from None
+    folds = _int_list(args.folds, "--folds") if args.folds else None
     root, source = _resolve_data_root(args, profile)
-    run_dir = args.out / (args.run_id or new_run_id())
+    # DDP re-runs this command per device: the children must write into the same run.
+    run_id = args.run_id or os.environ.get("UAD_BENCH_RUN_ID") or new_run_id()
+    os.environ["UAD_BENCH_RUN_ID"] = run_id
+    run_dir = args.out / run_id
     cfg = RunConfig(
         methods=methods, profile=profile, data_root=root, run_dir=run_dir, sequences=sequences,
-        folds=_int_list(args.folds, "--folds") if args.folds else None, overrides=overrides,
+        folds=folds, overrides=overrides,
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
                                precision=args.precision, epochs=args.epochs,
@@ -136,6 +141,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume, data_source=source,
     )
     run_benchmark(cfg)
+    if launch_rank() != 0:
+        return 0
     table = summary_table(run_dir)
     if not table.empty:
         print(table.to_string())

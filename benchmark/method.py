@@ -138,7 +138,7 @@ class AnomalyMethod(L.LightningModule):
         for key, value in losses.items():
             self.log(
                 f"{split}/{key}", value.detach().float(), prog_bar=(key == "loss"),
-                on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=(split == "val"),
+                on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True,
             )
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:

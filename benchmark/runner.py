@@ -7,6 +7,7 @@ nothing already finished and ``--resume`` picks up where the run stopped.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,14 +88,28 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
     return row
 
 
+def launch_rank() -> int:
+    """Global rank of this process as the launcher's environment gives it (0 if none).
+
+    Under DDP, Lightning re-runs the command in one process per device; only rank 0
+    writes the run's files, evaluates and prints.
+    """
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(var) is not None:
+            return int(os.environ[var])
+    return 0
+
+
 def run_benchmark(cfg: RunConfig) -> Path:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     config_path = cfg.run_dir / "config.json"
-    if config_path.is_file() and not cfg.resume:
+    rank = launch_rank()
+    if rank == 0 and config_path.is_file() and not cfg.resume:
         raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to continue "
                               "it or choose another --run-id")
-    rundir.write_json(config_path, cfg.to_json())
-    rundir.write_json(cfg.run_dir / "environment.json", rundir.environment())
+    if rank == 0:
+        rundir.write_json(config_path, cfg.to_json())
+        rundir.write_json(cfg.run_dir / "environment.json", rundir.environment())
     folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
     for method_name in cfg.methods:
         for sequence in cfg.sequences:
@@ -102,8 +117,8 @@ def run_benchmark(cfg: RunConfig) -> Path:
                 if cfg.resume and rundir.is_done(cfg.run_dir, method_name, sequence, fold):
                     log.info("resume: %s/%s/fold%d already done", method_name, sequence, fold)
                     continue
-                run_part(cfg, method_name, sequence, fold)
-                rundir.collect(cfg.run_dir)
+                if run_part(cfg, method_name, sequence, fold) is not None:
+                    rundir.collect(cfg.run_dir)
     return cfg.run_dir
 
 

@@ -1,0 +1,127 @@
+"""The command line: list, run (smoke), resume after a crash, evaluate, bad input."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+
+RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(toy_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
+                       str(out), "--run-id", "r"]) == 0
+    return out / "r"
+
+
+def test_list_shows_every_method(capsys):
+    assert main(["list", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["method", "family", "paper"]
+    assert "thresh" in out and "statistical" in out and "ae" in out
+
+
+def test_run_writes_the_results_contract(smoke_run):
+    rows = pd.read_csv(smoke_run / "per_volume.csv")
+    for col in ("method", "fold", "dataset", "sequence", "volume", "auprc", "auroc", "dice",
+                "threshold", "threshold_source"):
+        assert col in rows.columns
+    assert set(rows["method"]) == {"thresh", "ae"}
+    assert set(rows["dataset"]) == {"Brats21", "MSLUB"}       # t2 -> its test sets only
+    assert set(rows["threshold_source"]) == {"oracle", "val"}
+    assert rows["dice"].between(0, 1).all() and rows["auroc"].between(0, 1).all()
+    timings = pd.read_csv(smoke_run / "timings.csv")
+    assert set(timings["method"]) == {"thresh", "ae"} and (timings["n_params"] >= 0).all()
+    config = json.loads((smoke_run / "config.json").read_text())
+    assert config["methods"] == ["thresh", "ae"] and config["profile"]["name"] == "smoke"
+    env = json.loads((smoke_run / "environment.json").read_text())
+    assert env["packages"]["torch"] and env["hardware"]
+    assert (smoke_run / "ae/t2/fold0/best-main.ckpt").is_file()
+    assert (smoke_run / "ae/t2/fold0/maps/Brats21_test.npz").is_file()
+
+
+def test_checkpoint_rebuilds_the_method(smoke_run):
+    from benchmark.checkpoint import load_method
+
+    method = load_method(smoke_run / "ae/t2/fold0/best-main.ckpt")
+    assert method.name == "ae" and method.hparams.latent_dim == 16
+
+
+def test_evaluate_rescoring_reproduces_the_numbers(smoke_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run, copy)
+    before = pd.read_csv(copy / "per_volume.csv")
+    assert main(["evaluate", str(copy)]) == 0
+    after = pd.read_csv(copy / "per_volume.csv")
+    cols = ["auprc", "auroc", "dice", "threshold"]
+    pd.testing.assert_frame_equal(before[cols], after[cols])
+
+
+def test_crash_loses_nothing_and_resume_finishes(toy_root, tmp_path, monkeypatch):
+    from methods.ae.method import AE
+
+    def boom(self, x):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(AE, "anomaly", boom)
+    args = RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
+                  str(tmp_path), "--run-id", "c"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(args)
+    run = tmp_path / "c"
+    done = run / "thresh/t2/fold0/done.json"
+    assert done.is_file() and set(pd.read_csv(run / "per_volume.csv")["method"]) == {"thresh"}
+    stamp = done.stat().st_mtime_ns
+    monkeypatch.undo()
+    assert main(args) == 2  # the run exists: refuse to overwrite without --resume
+    assert main(args + ["--resume"]) == 0
+    assert done.stat().st_mtime_ns == stamp, "a finished part must not be redone"
+    assert set(pd.read_csv(run / "per_volume.csv")["method"]) == {"thresh", "ae"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "cdpm"], "unknown method 'cdpm'; known methods:"),
+    (["--methods", "ae", "--set", "ae.latentdim=3"], "unknown hyperparameter 'latentdim'"),
+    (["--methods", "ae", "--set", "vae.beta=1"], "not in --methods"),
+    (["--methods", "ae", "--set", "ae"], "expected METHOD.KEY=VALUE"),
+    (["--methods", "ae", "--sequences", "flair"], "allowed values are t1, t2"),
+    (["--methods", "ae", "--data-root", "/nonexistent/data"], "does not exist"),
+    (["--methods", "ae", "--folds", "one"], "comma-separated integers"),
+])
+def test_bad_input_is_a_clear_error(extra, message, capsys, tmp_path):
+    assert main(RUN + ["--out", str(tmp_path)] + extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--methods", "ae", "--epoch", "3x"])
+    assert exc.value.code == 2
+    assert "--epoch" in capsys.readouterr().err
+
+
+def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
+    """Lightning's DDP re-runs the command per device; rank 0 alone writes and evaluates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark", *RUN, "--methods", "ae", "--data-root",
+         str(toy_root), "--out", str(tmp_path), "--accelerator", "cpu", "--devices", "2",
+         "--strategy", "ddp"],
+        capture_output=True, text=True, cwd=repo, timeout=600,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1, "both processes must write into the same run directory"
+    rows = pd.read_csv(runs[0] / "per_volume.csv")
+    assert len(rows) == len(rows.drop_duplicates(["volume", "threshold_source"]))
