@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Literal, get_args
-import warnings
 
 import torch
 from torch import Tensor, nn
@@ -275,7 +275,7 @@ class FeatureExtractor(nn.Module):
     def channels(self) -> list[int]:
         return [self.net.channels[s] for s in self.stages]
 
-    def train(self, mode: bool = True) -> "FeatureExtractor":
+    def train(self, mode: bool = True) -> FeatureExtractor:
         super().train(mode)
         if self.frozen:  # Lightning calls .train() on the whole module every epoch
             self.net.eval()

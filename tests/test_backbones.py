@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from benchmark import backbones
-from benchmark.backbones import (FeatureExtractor, ResNet, ReverseBottleneck,
-                                 load_imagenet_weights, reverse_stage)
+from benchmark.backbones import (
+    FeatureExtractor,
+    ResNet,
+    ReverseBottleneck,
+    load_imagenet_weights,
+    reverse_stage,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +106,7 @@ def test_download_path_is_used_when_no_local_weights(monkeypatch):
 
 
 def test_mismatched_state_dict_is_an_error(tmp_path):
-    path, src = _saved_weights(tmp_path)
+    path, _ = _saved_weights(tmp_path)
     state = torch.load(path)
     del state["fc.bias"]
     torch.save(state, path)

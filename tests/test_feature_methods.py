@@ -15,7 +15,6 @@ from methods.edc.network import edc_anomaly_map, edc_loss
 from methods.fae.network import FeatureAE, feature_map_size, ssim_map
 from methods.pii.poisson import mixed_guidance, pii_batch, poisson_blend, solve_dirichlet_poisson
 from methods.rd.network import gaussian_blur, rd_anomaly_map, rd_loss
-from methods.thresh.method import apply_cdf, equalize_cdf
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM:RuntimeWarning")
 

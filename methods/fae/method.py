@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
 import torch.nn.functional as F
+from torch import Tensor
 
 from benchmark.backbones import Arch, FeatureExtractor, InputNorm
 from benchmark.method import AnomalyMethod, AnomalyOutput

@@ -19,8 +19,8 @@ Pure torch, on the batch's device; about 0.1 ms per patch instead of a sparse LU
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor

@@ -19,7 +19,7 @@ from torch import Tensor
 from benchmark.method import AnomalyMethod, AnomalyOutput
 from benchmark.registry import register_method
 
-__all__ = ["IntensityThreshold", "equalize_cdf", "apply_cdf"]
+__all__ = ["IntensityThreshold", "apply_cdf", "equalize_cdf"]
 
 Equalize = Literal["train", "volume", "none"]
 Polarity = Literal["hyper", "hypo"]
