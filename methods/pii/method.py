@@ -34,7 +34,9 @@ class PII(AnomalyMethod):
         """Blend a patch of another slice of the batch into each slice; BCE on the factor."""
         x = batch["image"]
         src = x.roll(1, dims=0)  # "another random training slice": the batch is shuffled
-        gen = torch.Generator().manual_seed(int(torch.randint(2 ** 31, (1,))))
+        # validation blends the same patches every epoch, so val/loss compares checkpoints
+        seed = int(torch.randint(2 ** 31, (1,))) if self.training else 0
+        gen = torch.Generator().manual_seed(seed)
         synth = pii_batch(x, src, gen, tuple(self.hparams.alpha_range))
         logits = self.net(synth.image)
         return {"loss": F.binary_cross_entropy_with_logits(logits, synth.label)}
