@@ -198,6 +198,8 @@ def find_state_dict(arch: Arch, weights_path: str | os.PathLike | None = None,
     env_dir = os.environ.get(WEIGHTS_ENV)
     if env_dir and (Path(env_dir) / fname).is_file():
         return _read_state_dict(Path(env_dir) / fname), str(Path(env_dir) / fname)
+    if env_dir:
+        log.warning("$%s=%s holds no %s; trying the download", WEIGHTS_ENV, env_dir, fname)
     if download:
         url = TORCHVISION_URL.format(fname)
         try:
