@@ -75,9 +75,11 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
                    cfg.map_dtype, progress=cfg.trainer.progress)
     ids = {"method": method_name, "fold": fold, "sequence": sequence,
            "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
-    per_volume, per_dataset = scoring.score_part(part, sets, ids)
+    per_volume, per_dataset, recon = scoring.score_all(part, sets, ids)
     rundir.write_csv(part / "per_volume.csv", per_volume)
     rundir.write_csv(part / "per_dataset.csv", per_dataset)
+    if not recon.empty:
+        rundir.write_csv(part / "recon_quality.csv", recon)
     row = {"method": method_name, "fold": fold, "sequence": sequence,
            "device": _device(cfg.trainer).type, "hardware": rundir.hardware(),
            "n_params": method.n_params(), "train_seconds": result.train_seconds,
@@ -123,15 +125,16 @@ def run_benchmark(cfg: RunConfig) -> Path:
 
 
 def summary_table(run: Path) -> pd.DataFrame:
-    """Mean Dice/AUPRC per method x dataset (threshold source in the column name)."""
+    """Mean over test volumes (and folds) per method x dataset: AUPRC, AUROC and Dice at
+    each threshold source. ``dice[oracle]`` is chosen on the test set: an upper bound."""
     path = Path(run) / "per_volume.csv"
     if not path.is_file():
         return pd.DataFrame()
     df = pd.read_csv(path)
-    dice = df.pivot_table(index="method", columns=["dataset", "threshold_source"],
-                          values="dice", aggfunc="mean")
-    dice.columns = [f"{d} dice[{s}]" for d, s in dice.columns]
-    auprc = df[df["threshold_source"] == df["threshold_source"].iloc[0]].pivot_table(
-        index="method", columns="dataset", values="auprc", aggfunc="mean")
-    auprc.columns = [f"{d} auprc" for d in auprc.columns]
-    return pd.concat([dice, auprc], axis=1).sort_index(axis=1).round(3)
+    keys = ["method", "sequence", "dataset"]
+    ranking = df.groupby(keys)[["auprc", "auroc"]].mean()
+    dice = df.pivot_table(index=keys, columns="threshold_source", values="dice", aggfunc="mean")
+    order = [s for s in ("oracle", "val", "fpr1", "fpr5", "fpr10") if s in dice.columns]
+    dice = dice[order + [c for c in dice.columns if c not in order]]
+    dice.columns = [f"dice[{c}]" for c in dice.columns]
+    return ranking.join(dice).round(3)

@@ -33,7 +33,7 @@ def test_run_writes_the_results_contract(smoke_run):
         assert col in rows.columns
     assert set(rows["method"]) == {"thresh", "ae"}
     assert set(rows["dataset"]) == {"Brats21", "MSLUB"}       # t2 -> its test sets only
-    assert set(rows["threshold_source"]) == {"oracle", "val"}
+    assert set(rows["threshold_source"]) == {"oracle", "val", "fpr1", "fpr5", "fpr10"}
     assert rows["dice"].between(0, 1).all() and rows["auroc"].between(0, 1).all()
     timings = pd.read_csv(smoke_run / "timings.csv")
     assert set(timings["method"]) == {"thresh", "ae"} and (timings["n_params"] >= 0).all()

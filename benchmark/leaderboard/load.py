@@ -25,6 +25,8 @@ ID_COLUMNS = ("method", "fold", "dataset", "sequence", "volume", "threshold_sour
 NON_METRIC_NUMERIC = frozenset({
     "fold", "threshold", "seed", "protocol_version", "pretrained", "epoch", "t",
     "n_volumes", "fpr_target", "run_dir",
+    # voxel counts written by the protocol: context for a row, not something to rank by
+    "tp", "fp", "fn", "predicted_voxels", "lesion_voxels", "anomalous_voxels", "healthy_voxels",
 })
 # Tags that make two result rows different entries of the leaderboard (e.g. an ImageNet
 # backbone run with random weights must never sit unmarked beside a pretrained one).

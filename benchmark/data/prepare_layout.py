@@ -1,0 +1,180 @@
+"""Step 6: the authors' on-disk layout, split CSVs and the checksum manifest.
+
+    <out>/Data/Train/ixi/{t1,t2,mask}/IXI002-Guys-0828_t1.nii.gz, ..._mask.nii.gz
+    <out>/Data/Test/<Set>/{t1|t2|flair,mask,seg}/<sid>_t2.nii.gz, <sid>_mask..., <sid>_seg...
+    <out>/Data/splits/IXI_{train,val}_fold{0-4}.csv, IXI_test.csv, avail_t2.csv,
+                      <Set>_{val,test}.csv
+    <out>/Data/manifest.json    sha256 + size of every file above
+
+Split CSVs carry a leading unnamed index column and ``img_name, age, label, img_path,
+mask_path, seg_path``; paths start with ``/Train/`` or ``/Test/`` and are joined to
+``<out>/Data`` by the loader (as in the reference code).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from benchmark.data.prepare_cohorts import Cohort
+
+MANIFEST = "manifest.json"
+N_FOLDS = 5
+SPLIT_COLUMNS = ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]
+
+
+def relative_paths(cohort: Cohort, sid: str, sequences: list[str], has_seg: bool) -> dict:
+    """Paths (relative to ``Data``, with a leading '/') of one subject's output files."""
+    base = "/Train/ixi" if cohort.healthy else f"/Test/{cohort.set_name}"
+    paths = {seq: f"{base}/{seq}/{sid}_{seq}.nii.gz" for seq in sequences}
+    paths["mask"] = f"{base}/mask/{sid}_mask.nii.gz"
+    if has_seg:
+        paths["seg"] = f"{base}/seg/{sid}_seg.nii.gz"
+    return paths
+
+
+def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:
+    """Write a gzipped NIfTI byte-reproducibly (gzip mtime 0); return its sha256."""
+    img = nib.Nifti1Image(array, affine)
+    img.header.set_xyzt_units("mm")
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    data = gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # a killed run never leaves a half-written volume
+    return hashlib.sha256(data).hexdigest()
+
+
+def _order(sids: list[str], seed: int) -> list[str]:
+    """Deterministic shuffle that does not depend on the Python version or the input order."""
+    return sorted(sids, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+
+
+def _scaled(n: int, size: int, total: int) -> int:
+    return round(n * size / total) if total else 0
+
+
+def ixi_splits(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, list[str]]:
+    """Held-out test set + 5 folds whose validation sets are pairwise disjoint.
+
+    With the paper's 560 subjects: test 158, per fold val 44 and train 358 (paper Sec. 4.1).
+    Unlike the reference CSVs, no test subject is in any train/val set and no subject is in
+    two validation sets. Fewer subjects scale the sizes; when 5 disjoint non-empty val sets
+    do not fit (a handful of subjects), val sets rotate over the non-test subjects.
+    """
+    order = _order(sids, seed)
+    n = len(order)
+    n_test = _scaled(n, cohort.test, cohort.expected)
+    if n > 1 and n_test == 0:
+        n_test = 1
+    test, rest = order[:n_test], order[n_test:]
+    n_val = _scaled(n, cohort.val, cohort.expected)
+    splits = {"IXI_test": sorted(test)}
+    for k in range(N_FOLDS):
+        if n_val >= 1 and N_FOLDS * n_val <= len(rest):
+            val = rest[k * n_val:(k + 1) * n_val]
+        else:
+            val = [rest[k % len(rest)]] if len(rest) > 1 else []
+        splits[f"IXI_train_fold{k}"] = sorted(s for s in rest if s not in val)
+        splits[f"IXI_val_fold{k}"] = sorted(val)
+    return splits
+
+
+def val_test_split(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, list[str]]:
+    """Unhealthy cohorts: the paper's val/test sizes when complete, else the same proportion."""
+    order = _order(sids, seed)
+    n_val = cohort.val if len(order) == cohort.expected else _scaled(
+        len(order), cohort.val, cohort.val + cohort.test)
+    return {f"{cohort.set_name}_val": sorted(order[:n_val]),
+            f"{cohort.set_name}_test": sorted(order[n_val:])}
+
+
+def split_table(sids: list[str], records: dict[str, dict], cohort: Cohort) -> pd.DataFrame:
+    """One CSV's rows; ``records[sid]["files"]`` maps roles to relative paths."""
+    rows = []
+    for sid in sids:
+        files = records[sid]["files"]
+        seqs = [s for s in ("t1", "t2", "flair") if s in files]
+        img = files[seqs[0]]  # t1 first: the reference loader swaps 't1'->'t2' for T2 runs
+        rows.append({
+            "img_name": Path(img).name if cohort.healthy else sid,
+            "age": records[sid].get("age", np.nan),
+            "label": 0 if cohort.healthy else 1,
+            "img_path": img, "mask_path": files["mask"], "seg_path": files.get("seg", ""),
+        })
+    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+
+
+def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int) -> list[Path]:
+    """Write every split CSV of ``cohort`` for the subjects in ``records``."""
+    sids = sorted(records)
+    splits = (ixi_splits if cohort.healthy else val_test_split)(sids, cohort, seed)
+    out = data / "splits"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, members in splits.items():
+        path = out / f"{name}.csv"
+        split_table(members, records, cohort).to_csv(path, index=True)
+        written.append(path)
+    if cohort.healthy:
+        t2 = [Path(records[s]["files"]["t2"]).name for s in sids if "t2" in records[s]["files"]]
+        pd.DataFrame({"0": t2}).to_csv(out / "avail_t2.csv", index=True)
+        written.append(out / "avail_t2.csv")
+    return written
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _payload_files(data: Path) -> list[Path]:
+    return sorted(p for p in data.rglob("*") if p.is_file() and p.name != MANIFEST
+                  and not p.name.endswith(".part")
+                  and not any(part.startswith(".") for part in p.relative_to(data).parts))
+
+
+def write_manifest(data: Path, info: dict) -> Path:
+    """sha256 and size of every file under ``data`` (all cohorts prepared there)."""
+    files = {p.relative_to(data).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+             for p in _payload_files(data)}
+    path = data / MANIFEST
+    path.write_text(json.dumps({"format": 1, **info, "files": files}, indent=1, sort_keys=True))
+    return path
+
+
+def verify(data: Path) -> dict[str, list[str]]:
+    """Compare ``data`` with its manifest; also check every split-CSV path exists."""
+    manifest_path = data / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} not found: is {data} a prepared Data folder?")
+    manifest = json.loads(manifest_path.read_text())
+    problems: dict[str, list[str]] = {"missing": [], "changed": [], "extra": [], "broken": []}
+    for rel, entry in manifest["files"].items():
+        path = data / rel
+        if not path.is_file():
+            problems["missing"].append(rel)
+        elif sha256_file(path) != entry["sha256"]:
+            problems["changed"].append(rel)
+    known = set(manifest["files"])
+    problems["extra"] = [p.relative_to(data).as_posix() for p in _payload_files(data)
+                         if p.relative_to(data).as_posix() not in known]
+    for csv in sorted((data / "splits").glob("*.csv")):
+        table = pd.read_csv(csv, index_col=0)
+        for col in ("img_path", "mask_path", "seg_path"):
+            for rel in table.get(col, pd.Series(dtype=str)).dropna():
+                if rel and not (data / str(rel).lstrip("/")).is_file():
+                    problems["broken"].append(f"{csv.name}: {rel}")
+    return problems

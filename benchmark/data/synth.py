@@ -1,0 +1,298 @@
+"""The embedded default data set: a synthetic brain-MRI benchmark, written like the real one.
+
+``ensure_synthetic("quick")`` returns a data root laid out exactly as the cDDPM authors'
+preprocessed data (``Data/Train/ixi/{t1,t2,mask}``, ``Data/Test/<Set>/{t1|t2,mask,seg}``,
+``Data/splits/*.csv``), generating it on first use from the MNI ICBM152 2009 template in
+the nilearn wheel (see ``synth_anatomy``, ``synth_render``, ``synth_lesions``,
+``synth_subjects`` and docs/synthetic.md). A ``manifest.json`` records the generator
+version, seed, parameters and the sha256 of every file; a data root whose manifest does
+not match what this code would write is regenerated. Same seed, same bytes: volumes are
+gzip-compressed with a zero mtime and no file name in the gzip header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from benchmark.data import synth_subjects as subjects
+from benchmark.data.synth_anatomy import (
+    TEMPLATE_FILES,
+    grid_affine,
+    load_template,
+    reference_anatomy,
+    template_dir,
+)
+from benchmark.data.synth_render import SITE_SHIFTS
+
+GENERATOR_VERSION = "1"  # bump whenever the bytes written change: caches are keyed on it
+Size = Literal["smoke", "quick", "paper"]
+SIZES_ALLOWED = ("smoke", "quick", "paper")
+COLUMNS = ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]
+
+
+@dataclass(frozen=True)
+class CohortSizes:
+    """How many subjects of each split; IXI folds: val = a disjoint slice of the pool."""
+
+    ixi_pool: int  # train + val subjects, split into 5 folds
+    ixi_val: int  # validation subjects per fold (folds' val sets are disjoint)
+    ixi_test: int
+    unhealthy: dict  # cohort name -> (n_val, n_test)
+    healthy_variant: int  # healthy other-site subjects per cohort
+
+
+SIZES = {
+    "smoke": CohortSizes(5, 1, 2, {c: (1, 2) for c in subjects.UNHEALTHY}, 1),
+    "quick": CohortSizes(40, 8, 10, {c: (5, 15) for c in subjects.UNHEALTHY}, 5),
+    # the real cohorts: IXI 358/44 per fold + 158 test; BraTS 100/1151; MSLUB 10/20;
+    # ATLAS 66/589; WMH 15/45
+    "paper": CohortSizes(402, 44, 158, {"Brats21": (100, 1151), "MSLUB": (10, 20),
+                                        "ATLAS_v2": (66, 589), "WMH": (15, 45)}, 50),
+}
+
+
+def _sizes(size: str) -> CohortSizes:
+    if size not in SIZES:
+        raise ValueError(f"unknown synthetic size {size!r}; allowed: {SIZES_ALLOWED}")
+    return SIZES[size]
+
+
+def default_root(size: Size = "quick", seed: int = 0) -> Path:
+    """``$UAD_BENCH_CACHE`` (or ``~/.cache/uad-bench``) / ``synthetic-<size>-v<version>``."""
+    base = Path(os.environ.get("UAD_BENCH_CACHE", Path.home() / ".cache" / "uad-bench"))
+    suffix = "" if seed == 0 else f"-seed{seed}"
+    return base.expanduser() / f"synthetic-{size}-v{GENERATOR_VERSION}{suffix}"
+
+
+# ----------------------------------------------------------------------------- plan
+def plan(size: Size, seed: int) -> dict[str, list[subjects.SubjectSpec]]:
+    """Every subject to generate, per cohort folder, in split order."""
+    sizes = _sizes(size)
+    out = {"ixi": [subjects.IXI.subject(i, seed) for i in range(sizes.ixi_pool + sizes.ixi_test)]}
+    for name, cohort in subjects.UNHEALTHY.items():
+        n_val, n_test = sizes.unhealthy[name]
+        out[name] = [cohort.subject(i, seed) for i in range(n_val + n_test)]
+        variant = subjects.HEALTHY_VARIANTS[name]
+        out[variant.name] = [variant.subject(i, seed) for i in range(sizes.healthy_variant)]
+    return out
+
+
+def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
+    """Paths relative to Data/, in the authors' layout ('/Train/ixi/t1/IXI002-..._t1.nii.gz')."""
+    top = "Train" if spec.cohort == subjects.IXI else "Test"
+    base = f"/{top}/{spec.cohort.name}"
+    paths = {seq: f"{base}/{seq}/{spec.name}_{seq}.nii.gz" for seq in spec.cohort.sequences}
+    paths["mask"] = f"{base}/mask/{spec.name}_mask.nii.gz"
+    if top == "Test":
+        paths["seg"] = f"{base}/seg/{spec.name}_seg.nii.gz"
+    return paths
+
+
+def parameters(size: Size, seed: int) -> dict:
+    """Everything that determines the bytes: compared against a stored manifest."""
+    tpl = template_dir()
+    return {
+        "size": size, "seed": seed, "sizes": asdict(_sizes(size)),
+        "sites": {k: list(v) for k, v in SITE_SHIFTS.items()},
+        "template": {f: _sha256((tpl / f).read_bytes()) for f in TEMPLATE_FILES.values()},
+        "numpy": np.__version__.split(".")[0],
+    }
+
+
+# ----------------------------------------------------------------------------- writing
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def nifti_bytes(array: np.ndarray) -> bytes:
+    """A .nii.gz file's bytes, reproducible: gzip header with mtime 0 and no file name."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(array, grid_affine())
+    img.header.set_xyzt_units("mm")
+    img.set_qform(grid_affine(), code=1)
+    img.set_sform(grid_affine(), code=1)
+    return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+
+
+def write_subject(spec: subjects.SubjectSpec, data_dir: Path) -> dict[str, str]:
+    """Render one subject, write its files under data_dir (= <root>/Data); returns sha256s."""
+    rendered = subjects.render_subject(spec)
+    arrays = dict(rendered.images, mask=rendered.mask)
+    if spec.cohort != subjects.IXI:
+        arrays["seg"] = rendered.seg
+    hashes = {}
+    for key, rel in _relpaths(spec).items():
+        data = nifti_bytes(arrays[key])
+        path = data_dir / rel.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        hashes["Data" + rel] = _sha256(data)
+    return hashes
+
+
+def _row(spec: subjects.SubjectSpec, sequence: str) -> dict:
+    paths = _relpaths(spec)
+    return {"img_name": spec.name, "age": spec.age, "label": spec.label,
+            "img_path": paths[sequence], "mask_path": paths["mask"],
+            "seg_path": paths.get("seg", ""), "site": spec.site}
+
+
+def write_splits(specs: dict, size: Size, splits_dir: Path) -> dict[str, str]:
+    """The authors' split CSVs (leading unnamed index column). Returns sha256s."""
+    import pandas as pd
+
+    sizes = _sizes(size)
+    tables = {}
+    ixi = specs["ixi"]
+    pool, test = ixi[: sizes.ixi_pool], ixi[sizes.ixi_pool:]
+    for fold in range(5):
+        val_ids = set(range(fold * sizes.ixi_val, (fold + 1) * sizes.ixi_val))
+        tables[f"IXI_train_fold{fold}"] = [_row(s, "t1") for i, s in enumerate(pool) if i not in val_ids]
+        tables[f"IXI_val_fold{fold}"] = [_row(s, "t1") for i, s in enumerate(pool) if i in val_ids]
+    tables["IXI_test"] = [_row(s, "t1") for s in test]
+    tables["avail_t2"] = [_row(s, "t2") for s in ixi]
+    for name, cohort in subjects.UNHEALTHY.items():
+        n_val, _ = sizes.unhealthy[name]
+        seq = cohort.sequences[0]
+        tables[f"{cohort.split_prefix}_val"] = [_row(s, seq) for s in specs[name][:n_val]]
+        tables[f"{cohort.split_prefix}_test"] = [_row(s, seq) for s in specs[name][n_val:]]
+        variant = subjects.HEALTHY_VARIANTS[name]
+        # "<Set>_healthy.csv", not "_test.csv": the loader treats every *_test.csv as a
+        # labelled unhealthy cohort; these are read explicitly by the domain-shift study
+        tables[variant.split_prefix] = [_row(s, seq) for s in specs[variant.name]]
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for name, rows in tables.items():
+        text = pd.DataFrame(rows, columns=COLUMNS + ["site"]).to_csv(index=True)
+        (splits_dir / f"{name}.csv").write_text(text)
+        hashes[f"Data/splits/{name}.csv"] = _sha256(text.encode())
+    return hashes
+
+
+# ----------------------------------------------------------------------------- generation
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> dict:
+    """Write the whole data set under root (which must not exist yet); returns the manifest."""
+    from tqdm.auto import tqdm
+
+    specs = plan(size, seed)
+    jobs = [s for cohort in specs.values() for s in cohort]
+    data_dir = root / "Data"
+    data_dir.mkdir(parents=True)
+    load_template(), reference_anatomy()  # once in the parent: forked workers share them
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    files: dict[str, str] = {}
+    bar = tqdm(total=len(jobs), desc=f"synthetic {size} data", unit="subject",
+               disable=not progress)
+    if workers == 1:
+        for spec in jobs:
+            files.update(write_subject(spec, data_dir))
+            bar.update()
+    else:
+        # fork: workers inherit the loaded template; subjects are independent of order
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+            for hashes in pool.map(write_subject, jobs, [data_dir] * len(jobs), chunksize=4):
+                files.update(hashes)
+                bar.update()
+    bar.close()
+    files.update(write_splits(specs, size, data_dir / "splits"))
+    manifest = {"generator": "uad-bench synthetic brain MRI", "version": GENERATOR_VERSION,
+                "parameters": parameters(size, seed), "files": dict(sorted(files.items()))}
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False) -> bool:
+    """True when root holds a complete data set this code would write (sha256 if verify)."""
+    path = root / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("version") != GENERATOR_VERSION:
+        return False
+    if manifest.get("parameters") != json.loads(json.dumps(parameters(size, seed))):
+        return False
+    for rel, digest in manifest.get("files", {}).items():
+        file = root / rel
+        if not file.is_file() or (verify and _sha256(file.read_bytes()) != digest):
+            return False
+    return bool(manifest.get("files"))
+
+
+def ensure_synthetic(size: Size = "quick", root: Path | None = None, seed: int = 0,
+                     progress: bool = True, *, force: bool = False,
+                     workers: int | None = None) -> Path:
+    """Return the data root (the folder holding ``Data/``), generating it if missing or stale.
+
+    A stale root is replaced only if it is ours (it has a manifest.json) or empty; any
+    other non-empty folder is refused rather than deleted.
+    """
+    _sizes(size)
+    root = Path(root).expanduser() if root is not None else default_root(size, seed)
+    if not force and manifest_matches(root, size, seed):
+        return root
+    if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
+        raise FileExistsError(
+            f"{root} is not empty and holds no synthetic-data manifest.json; refusing to "
+            "overwrite it: pass an empty or new folder (--out)"
+        )
+    partial = root.parent / f".{root.name}.partial-{os.getpid()}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        generate(partial, size, seed, progress, workers)
+        if not force and manifest_matches(root, size, seed):
+            return root  # another process finished the same data set meanwhile: keep it
+        if root.exists():
+            shutil.rmtree(root)
+        partial.rename(root)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return root
+
+
+# ----------------------------------------------------------------------------- CLI
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``python -m benchmark data synth``."""
+    parser.add_argument("--size", choices=SIZES_ALLOWED, default="quick",
+                        help="smoke: seconds; quick: ~1-2 min; paper: the real cohort sizes")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="data root to write (default: $UAD_BENCH_CACHE or "
+                             "~/.cache/uad-bench/synthetic-<size>-v<version>)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes (default: all CPU cores)")
+
+
+def main(args: argparse.Namespace) -> int:
+    root = ensure_synthetic(args.size, root=args.out, seed=args.seed, progress=True,
+                            force=args.force, workers=getattr(args, "workers", None))
+    print(root)
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    configure_parser(_parser)
+    raise SystemExit(main(_parser.parse_args()))

@@ -1,0 +1,191 @@
+"""benchmark.scoring / benchmark.thresholds on the toy data set with hand-made cached maps."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import scoring
+from benchmark.data.loader import load_volume
+from benchmark.data.module import BenchmarkDataModule, DataConfig
+from benchmark.evaluate import maps_path
+from benchmark.postprocess import PostProcess
+from benchmark.thresholds import (
+    SOURCES,
+    MapSource,
+    ProtocolError,
+    compute_thresholds,
+    parse_sources,
+)
+
+
+@pytest.fixture(scope="module")
+def sets(toy_root):
+    dm = BenchmarkDataModule(DataConfig(root=toy_root, sequence="t2", fold=0,
+                                        max_test_volumes=2, cohorts=["Brats21"]))
+    return dm.evaluation_sets()
+
+
+def _write_maps(part, sets, make, recon=None):
+    """Cache maps for every (dataset, split): anomaly = make(volume, rng)."""
+    rng = np.random.default_rng(0)
+    for dataset, splits in sets.items():
+        for split, recs in splits.items():
+            vols = [load_volume(r) for r in recs]
+            arrays = {"names": np.array([r.name for r in recs]),
+                      "anomaly": np.stack([make(v, rng) for v in vols]).astype(np.float32)}
+            if recon is not None:
+                arrays["reconstruction"] = np.stack([recon(v) for v in vols]).astype(np.float32)
+            path = maps_path(part, dataset, split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, **arrays)
+
+
+def _perfect(v, rng):
+    """The lesion scores 0.5 + small noise, healthy brain voxels score below 0.2."""
+    healthy = rng.uniform(0, 0.2, v.image.shape) * v.mask
+    return healthy if v.seg is None else np.where(v.seg, 0.5 + 0.01 * rng.random(v.image.shape),
+                                                  healthy)
+
+
+def test_perfect_maps_score_perfectly(tmp_path, sets):
+    _write_maps(tmp_path, sets, _perfect)
+    opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
+    vol, ds = scoring.score_part(tmp_path, sets, {"method": "m", "fold": 0}, opts)
+    assert set(vol["threshold_source"]) == set(SOURCES)
+    assert np.allclose(vol["auprc"], 1.0) and np.allclose(vol["auroc"], 1.0)
+    for src in ("oracle", "val"):  # val: lesions score >= 0.5 on the val split too
+        assert (vol.loc[vol.threshold_source == src, "dice"] == 1.0).all(), src
+    assert vol.loc[vol.threshold_source == "oracle", "upper_bound"].all()
+    assert not vol.loc[vol.threshold_source != "oracle", "upper_bound"].any()
+    assert (vol["postprocess"] == "none").all() and (vol["auc_region"] == "brain").all()
+    pooled = ds.set_index(["dataset", "threshold_source", "metric"])["value"]
+    assert pooled[("Brats21", "oracle", "best_dice_pooled")] == 1.0
+    assert pooled[("Brats21", "none", "auprc_pooled")] == pytest.approx(1.0)
+    # fpr thresholds come from healthy val maps uniform on [0, 0.2): ~1/5/10 % flagged
+    for src, rate in (("fpr1", 0.01), ("fpr5", 0.05), ("fpr10", 0.10)):
+        assert pooled[("Brats21", src, "threshold")] == pytest.approx(0.2 * (1 - rate), abs=0.01)
+        assert pooled[("IXI", src, "healthy_fpr")] == pytest.approx(rate, abs=0.01)
+
+
+def test_val_threshold_comes_from_val_not_test(tmp_path, sets):
+    val_names = {r.name for r in sets["Brats21"]["val"]}
+
+    def shifted(v, rng):  # the val split's lesions score 0.9, the test split's 0.5
+        m = _perfect(v, rng)
+        return np.where(v.seg, 0.9, m) if v.name in val_names else m
+    _write_maps(tmp_path, sets, shifted)
+    opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"),
+                                  threshold_sources=("oracle", "val"))
+    vol, _ = scoring.score_part(tmp_path, sets, {"method": "m"}, opts)
+    assert (vol.loc[vol.threshold_source == "val", "threshold"] == np.float32(0.9)).all()
+    assert (vol.loc[vol.threshold_source == "val", "dice"] == 0.0).all()  # nothing >= 0.9
+    assert (vol.loc[vol.threshold_source == "oracle", "dice"] == 1.0).all()
+
+
+def test_only_the_oracle_may_read_test_data():
+    requests = []
+
+    def loader(cohort, split):
+        requests.append((cohort, split))
+    compute_thresholds(tuple(SOURCES), loader, "Brats21", "IXI")
+    assert ("Brats21", "test") in requests
+    assert [r for r in requests if r[1] == "test"] == [("Brats21", "test")]  # oracle only
+    assert ("IXI", "val") in requests and ("Brats21", "val") in requests
+    with pytest.raises(ProtocolError, match="only read the val split"):
+        MapSource(loader, SOURCES["val"], "Brats21", "IXI").get("test")
+    with pytest.raises(ValueError, match="allowed"):
+        parse_sources("oracle,test-tuned")
+
+
+def test_default_postprocessing_and_all_voxel_auc(tmp_path, sets):
+    _write_maps(tmp_path, sets, _perfect)
+    vol, _ds = scoring.score_part(tmp_path, sets, {"method": "m"},
+                                 scoring.ScoringOptions(auc_region="all"))
+    assert (vol["postprocess"] == "erode3_2d+median5+cc7_26").all()
+    assert (vol["auc_region"] == "all").all()
+    assert vol["auprc"].between(0, 1).all() and vol["dice"].notna().all()
+    with pytest.raises(ValueError, match="auc_region"):
+        scoring.ScoringOptions(auc_region="mask")
+
+
+def test_reconstruction_quality_and_l1_ratio(tmp_path, sets):
+    # reconstruction: the input with the lesion replaced by 0 and a 0.01 offset elsewhere
+    def recon(v):
+        r = np.clip(v.image + 0.01, 0, 1) * v.mask
+        return r if v.seg is None else np.where(v.seg, 0.0, r)
+    _write_maps(tmp_path, sets, _perfect, recon)
+    rec, pooled = scoring.score_reconstruction(tmp_path, sets, {"method": "m"},
+                                               histograms_path=tmp_path / "h.npz")
+    with np.load(tmp_path / "h.npz") as h:  # pooled counts: every brain voxel counted once
+        n_brain = sum(int(load_volume(r).mask.sum()) for r in sets["IXI"]["test"])
+        assert h["IXI_input"].sum() == h["IXI_reconstruction"].sum() == n_brain
+        assert h["edges"].shape == (501,)
+    healthy = rec[rec.dataset == "IXI"]
+    assert healthy["psnr"].gt(30).all() and healthy["ssim"].gt(0.9).all()
+    assert (healthy["lpips_status"] != "ok").all() or healthy["lpips"].notna().all()
+    brats = rec[rec.dataset == "Brats21"]
+    assert (brats["hist_region"] == "healthy_part").all()
+    assert brats["l1_ratio"].gt(10).all()  # lesion error ~ intensity, healthy error <= 0.01
+    values = pooled.set_index(["dataset", "metric"])["value"]
+    assert {"kl_divergence_pooled", "paper_kld_pooled", "ssim_mean", "psnr_mean"} <= set(
+        values["IXI"].index)
+    assert values[("Brats21", "l1_ratio_pooled")] > 10
+
+
+def test_contrast_levels_are_scored_against_unshifted_val_thresholds(tmp_path, sets):
+    _write_maps(tmp_path, sets, _perfect)
+    shifted = scoring.contrast_dir(tmp_path, 0.3)
+    _write_maps(shifted, {d: {"test": s["test"]} for d, s in sets.items()}, _perfect)
+    assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 0.3]
+    opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
+    vol, _ds, rec = scoring.score_all(tmp_path, sets, {"method": "m"}, opts)
+    assert "contrast" not in vol and rec.empty  # per_*.csv: the part's own maps only
+    shift = scoring.score_domain_shift(tmp_path, sets, {"method": "m"}, opts)
+    assert set(shift["contrast"]) == {1.0, 0.3}
+    oracle = shift[(shift.metric == "best_dice_pooled")].set_index("contrast")["value"]
+    assert oracle[0.3] == oracle[1.0] == 1.0  # the same perfect maps at both levels
+    fpr = shift[(shift.metric == "threshold") & (shift.threshold_source == "fpr5")]
+    assert fpr["value"].nunique() == 1  # from the unshifted healthy val maps at every level
+    x = scoring.contrast_transform(2.0)(__import__("torch").tensor([0.5, 1.0]))
+    assert x.tolist() == [0.25, 1.0]
+
+
+def test_evaluate_cli_rescores_from_cached_maps(tmp_path, toy_root, sets):
+    from benchmark.cli import main
+
+    run = tmp_path / "run"
+    part = run / "m" / "t2" / "fold0"
+    _write_maps(part, sets, _perfect)
+    (run / "config.json").write_text(json.dumps({
+        "profile": {"name": "smoke"}, "data_root": str(toy_root), "fold_scheme": "disjoint",
+        "cohorts": ["Brats21"]}))
+    (part / "done.json").write_text("{}")
+    assert main(["evaluate", str(run), "--postprocess", "median3", "--thresholds",
+                 "oracle,fpr5", "--auc-region", "all"]) == 0
+    df = pd.read_csv(run / "per_volume.csv")
+    assert set(df["threshold_source"]) == {"oracle", "fpr5"}
+    assert (df["postprocess"] == "median3").all() and (df["auc_region"] == "all").all()
+    assert (run / "per_dataset.csv").is_file()
+    assert main(["evaluate", str(run), "--postprocess", "median4"]) == 2  # bad tag: clean error
+
+
+def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets):
+    import torch
+
+    from benchmark.evaluate import load_maps
+    from benchmark.method import AnomalyOutput
+
+    class Identity(torch.nn.Module):  # anomaly map = the input it was given
+        name = "identity"
+
+        def predict_volume(self, x, batch_size=50):
+            return AnomalyOutput(anomaly_map=x.clone(), reconstruction=x.clone())
+
+    small = {"Brats21": {"test": sets["Brats21"]["test"][:1]}}
+    scoring.infer_contrast_levels(Identity(), small, tmp_path, torch.device("cpu"),
+                                  levels=(1.0, 2.0))
+    assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 2.0]
+    cached = load_maps(scoring.contrast_dir(tmp_path, 2.0), "Brats21", "test")
+    image = load_volume(small["Brats21"]["test"][0]).image
+    np.testing.assert_allclose(cached["anomaly"][0], image ** 2, rtol=1e-6)
