@@ -1,0 +1,1 @@
+from .method import *  # importing registers the method
