@@ -112,7 +112,10 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         if epochs <= 0:
             continue
         ckpt = ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor="val/loss",
-                               mode="min", save_top_k=1, enable_version_counter=False)
+                               mode="min", save_top_k=1, enable_version_counter=False,
+                               # weights only: parts are the unit of --resume, so optimiser
+                               # state is never read back and would double the file (RD: 1.3 GB)
+                               save_weights_only=True)
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
             strategy=options.strategy, num_nodes=options.num_nodes,
