@@ -31,20 +31,37 @@ class CliError(Exception):
 
 # ---------------------------------------------------------------------------- list
 def _cmd_list(args: argparse.Namespace) -> int:
+    import logging
+    import warnings
+
     from .registry import get_method, list_methods
 
-    rows = []
-    for name in list_methods():
-        cls = get_method(name)
-        try:
-            n_params = f"{cls.from_profile(args.profile).n_params():,}"
-        except Exception as exc:  # e.g. pretrained weights that cannot be had offline
-            n_params = f"n/a ({type(exc).__name__})"
-        rows.append((name, cls.family, cls.paper, n_params))
+    rows, random_init = [], False
+    backbone_log = logging.getLogger("benchmark.backbones")
+    level = backbone_log.level
+    backbone_log.setLevel(logging.ERROR)  # the banner goes in one footnote, not mid-table
+    try:
+        for name in list_methods():
+            cls = get_method(name)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    n_params = f"{cls.from_profile(args.profile).n_params():,}"
+                except Exception as exc:  # e.g. pretrained weights that cannot be had offline
+                    n_params = f"n/a ({type(exc).__name__})"
+            if any("NO IMAGENET WEIGHTS" in str(w.message) for w in caught):
+                n_params, random_init = n_params + " *", True
+            rows.append((name, cls.family, cls.paper, n_params))
+    finally:
+        backbone_log.setLevel(level)
     header = ("method", "family", "paper", f"#params ({args.profile})")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    if random_init:
+        print(f"* no ImageNet weights found on this machine: with --profile {args.profile} "
+              "these methods run with RANDOM backbones, tagged pretrained=False "
+              "(see $UAD_BENCH_WEIGHTS_DIR in the method READMEs)")
     return 0
 
 

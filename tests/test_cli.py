@@ -25,6 +25,12 @@ def test_list_shows_every_method(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["method", "family", "paper"]
     assert "thresh" in out and "statistical" in out and "ae" in out
+    # backbones without ImageNet weights (smoke: tiny ones never have any) are marked in the
+    # table and explained once below it, not by a banner in the middle of the table
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and line[0] != "*"}
+    assert rows["rd"].endswith(" *") and rows["fae"].endswith(" *") and rows["edc"].endswith(" *")
+    assert not rows["ae"].endswith("*") and "!!" not in out
+    assert out.splitlines()[-1].startswith("* no ImageNet weights")
 
 
 def test_run_writes_the_results_contract(smoke_run):
