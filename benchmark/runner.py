@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pandas as pd
 import torch
 
@@ -57,6 +58,9 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
     """Train, infer and score one (method, sequence, fold); returns its timing row."""
     cls = get_method(method_name)
     part = rundir.part_dir(cfg.run_dir, method_name, sequence, fold)
+    # seed before the weights are drawn: a part's numbers must not depend on which parts
+    # ran before it in this process (method order, or parts skipped by --resume)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     method = cls.from_profile(cfg.profile.name, cfg.overrides.get(method_name))
     data = BenchmarkDataModule(DataConfig(
         root=cfg.data_root, sequence=sequence, fold=fold, fold_scheme=cfg.fold_scheme,

@@ -75,7 +75,7 @@ def test_evaluate_rescoring_reproduces_the_numbers(smoke_run, tmp_path):
     pd.testing.assert_frame_equal(before[cols], after[cols])
 
 
-def test_crash_loses_nothing_and_resume_finishes(toy_root, tmp_path, monkeypatch):
+def test_crash_loses_nothing_and_resume_finishes(smoke_run, toy_root, tmp_path, monkeypatch):
     from methods.ae.method import AE
 
     def boom(self, x):
@@ -95,6 +95,11 @@ def test_crash_loses_nothing_and_resume_finishes(toy_root, tmp_path, monkeypatch
     assert main(args + ["--resume"]) == 0
     assert done.stat().st_mtime_ns == stamp, "a finished part must not be redone"
     assert set(pd.read_csv(run / "per_volume.csv")["method"]) == {"thresh", "ae"}
+    # the resumed AE ran first in its process, the uninterrupted one after thresh: a part
+    # is seeded on its own, so both give the same numbers
+    cols = ["volume", "threshold_source", "auprc", "auroc", "dice", "threshold"]
+    resumed, whole = (pd.read_csv(r / "ae/t2/fold0/per_volume.csv")[cols] for r in (run, smoke_run))
+    pd.testing.assert_frame_equal(resumed, whole)
 
 
 @pytest.mark.parametrize("extra, message", [
