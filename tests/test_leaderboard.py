@@ -293,6 +293,18 @@ def test_duplicates_flagged_and_conflicts_raise(tmp_path):
         load_runs([a, other])
 
 
+def test_healthy_set_of_both_sequences_is_not_a_conflict(tmp_path):
+    # a run over T1 and T2 scores the same IXI volume names once per sequence
+    run = write_run(tmp_path / "a", ["good", "base"])
+    rq = pd.read_csv(run / "recon_quality.csv")
+    t1 = rq.assign(sequence="T1", ssim=rq["ssim"] - 0.5)
+    pd.concat([rq, t1]).to_csv(run / "recon_quality.csv", index=False)
+    board = build_leaderboard([run], tmp_path / "out", settings(), plots=False)["leaderboard"]
+    ssim = select(board, entry="good", dataset="IXI", metric="ssim").set_index("sequence")
+    assert ssim.loc["T2", "mean"] == pytest.approx(0.92)
+    assert ssim.loc["T1", "mean"] == pytest.approx(0.42)
+
+
 def test_variant_tags_are_separate_entries(tmp_path):
     """An ImageNet-backbone run with random weights never merges with a pretrained one."""
     runs = []

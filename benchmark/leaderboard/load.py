@@ -46,9 +46,10 @@ SCHEMAS = {
 KEYS = {
     "per_volume.csv": ("entry", "fold", "dataset", "sequence", "volume", "threshold_source"),
     "per_dataset.csv": ("entry", "fold", "dataset", "sequence", "threshold_source", "metric"),
-    "recon_quality.csv": ("entry", "fold", "dataset", "volume"),
+    # the healthy IXI test set is scored once per sequence under the same volume names
+    "recon_quality.csv": ("entry", "fold", "dataset", "sequence", "volume"),
     "timings.csv": ("entry", "sequence", "fold", "hardware"),
-    "noise_levels.csv": ("entry", "fold", "dataset", "t"),
+    "noise_levels.csv": ("entry", "fold", "dataset", "sequence", "t"),
 }
 
 
