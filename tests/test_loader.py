@@ -52,6 +52,22 @@ def test_percentile_normalisation_inside_the_mask(tmp_path):
     assert (inside == 1).mean() == pytest.approx(0.01, abs=0.002)
 
 
+def test_loading_leaves_the_global_rng_alone(tmp_path):
+    # torchio draws from torch's RNG while reading; a cache hit does not. Were that visible,
+    # a part's training would depend on whether an earlier part had loaded the same volumes.
+    mask = np.zeros(TARGET_SHAPE, bool)
+    mask[20:76, 20:76, 10:40] = True
+    record = _record(tmp_path, np.where(mask, 150.0, 0), mask)
+    torch.manual_seed(0)
+    load_volume(record)                           # a miss: reads the file
+    after_miss = torch.rand(3)
+    torch.manual_seed(0)
+    load_volume(record)                           # a hit: from the cache
+    assert torch.equal(torch.rand(3), after_miss)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after_miss)
+
+
 def test_folds_are_disjoint_deterministic_and_exclude_test(toy_root):
     folds = [layout.healthy_splits(toy_root, "t1", k, seed=0) for k in range(5)]
     test = {r.name for r in folds[0]["test"]}

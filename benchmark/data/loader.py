@@ -79,7 +79,17 @@ def _subject(record: VolumeRecord) -> tio.Subject:
 
 @functools.lru_cache(maxsize=None)
 def load_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE) -> Volume:
-    """Read, resample if needed, and normalise one volume (cached per process)."""
+    """Read, resample if needed, and normalise one volume (cached per process).
+
+    torchio draws from torch's global RNG while it builds the subject; a cache hit does
+    not, so the RNG is forked here: whether a volume was cached (an earlier part of the
+    same process loaded it) must not change the training noise or slices that follow.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _load_volume(record, target)
+
+
+def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     subject = _subject(record)
     if subject["image"].spatial_shape != target:
         resize = tio.Compose([
