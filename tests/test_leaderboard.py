@@ -63,7 +63,7 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                                        volume=vol, threshold_source=src,
                                        auprc=s, auroc=0.9, threshold=0.5,
                                        dice=s - (0.1 if src == "oracle" else 0.15),
-                                       lesion_voxels=100 + v, l1_ratio=2 + s,
+                                       lesion_voxels=100 + v,
                                        postprocess="erode3d+median5+cc7", auc_region="brain",
                                        protocol_version=protocol, profile="quick"))
                 # metric names and threshold sources as benchmark/scoring.py writes them
@@ -73,6 +73,14 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                 pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
                                     threshold_source="none", metric="auprc_pooled",
                                     value=fold_mean(d, m, f) + 0.05))
+                # as scoring.py: the l1 ratio per volume in recon_quality.csv, pooled per
+                # dataset in per_dataset.csv
+                pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
+                                    threshold_source="none", metric="l1_ratio_pooled",
+                                    value=2 + fold_mean(d, m, f)))
+                rq.extend(dict(method=m, fold=f, dataset=d, sequence=SEQ[d], volume=vol,
+                               l1=0.03, l1_ratio=2 + score(d, m, f, v))
+                          for v, vol in enumerate(VOLUMES))
                 if noise:
                     for t in (250, 500, 750, "ens"):
                         nl.append(dict(method=m, fold=f, dataset=d, t=t,
@@ -145,7 +153,7 @@ def test_means_stds_and_fold_values(built):
     assert float(pooled["mean"].iloc[0]) == pytest.approx(
         np.mean([fold_mean("MSLUB", "base", f) - 0.05 for f in range(FOLDS)]))
     # numeric columns that are not ids, tags or voxel counts are metrics
-    assert {"auroc", "l1_ratio", "ssim"} <= set(board["metric"])
+    assert {"auroc", "l1_ratio", "l1_ratio_pooled", "ssim"} <= set(board["metric"])
     assert not {"threshold", "protocol_version", "fold", "lesion_voxels"} & set(board["metric"])
     assert res["flags"] == []
 
@@ -236,6 +244,10 @@ def test_bold_and_asterisk_marks(built):
     assert "\\multicolumn{2}{c}{BraTS21 (T2)}" in tex
     t1 = (out / "table1.md").read_text()
     assert "IXI (T2) SSIM" in t1 and "MSLUB (T2) l1-ratio" in t1
+    # unhealthy sets get the l1 ratio only; healthy-set columns only for the healthy set
+    assert "MSLUB (T2) l1-error" not in t1 and "BraTS21 (T2) SSIM" not in t1
+    ratio = next(c for c in res["table1"].columns if c.dataset == "BraTS21")
+    assert ratio.group == ("BraTS21", "T2", "l1_ratio_pooled", "dataset", "none")
     assert res["table2"].columns[0].group == ("BraTS21", "T2", "dice_pooled", "dataset", "oracle")
     assert res["table2"].columns[1].group == ("BraTS21", "T2", "auprc_pooled", "dataset", "none")
 
@@ -297,12 +309,21 @@ def test_healthy_set_of_both_sequences_is_not_a_conflict(tmp_path):
     # a run over T1 and T2 scores the same IXI volume names once per sequence
     run = write_run(tmp_path / "a", ["good", "base"])
     rq = pd.read_csv(run / "recon_quality.csv")
-    t1 = rq.assign(sequence="T1", ssim=rq["ssim"] - 0.5)
+    t1 = rq[rq["dataset"] == "IXI"].assign(sequence="T1", ssim=lambda d: d["ssim"] - 0.5)
     pd.concat([rq, t1]).to_csv(run / "recon_quality.csv", index=False)
-    board = build_leaderboard([run], tmp_path / "out", settings(), plots=False)["leaderboard"]
-    ssim = select(board, entry="good", dataset="IXI", metric="ssim").set_index("sequence")
+    # as scoring.py: the healthy set also has dataset-level rows (e.g. its false positives)
+    pdset = pd.read_csv(run / "per_dataset.csv")
+    ixi = pdset[pdset["metric"] == "auprc_pooled"].assign(dataset="IXI", sequence="T2",
+                                                         metric="healthy_fpr", value=0.01)
+    pd.concat([pdset, ixi]).to_csv(run / "per_dataset.csv", index=False)
+    res = build_leaderboard([run], tmp_path / "out", settings(), plots=False)
+    ssim = select(res["leaderboard"], entry="good", dataset="IXI", metric="ssim")
+    ssim = ssim.set_index("sequence")
     assert ssim.loc["T2", "mean"] == pytest.approx(0.92)
     assert ssim.loc["T1", "mean"] == pytest.approx(0.42)
+    headers = [f"{c.dataset} ({c.sequence}) {c.spec.label}" for c in res["table1"].columns]
+    assert headers[:2] == ["IXI (T1) SSIM ↑", "IXI (T1) PSNR ↑"]
+    assert "IXI (T2) SSIM ↑" in headers and "BraTS21 (T2) l1-ratio ↑" in headers
 
 
 def test_variant_tags_are_separate_entries(tmp_path):
@@ -316,6 +337,26 @@ def test_variant_tags_are_separate_entries(tmp_path):
         runs.append(run)
     rs = load_runs(runs)  # same method, folds and volumes: no conflict, two entries
     assert set(rs.table("per_volume.csv")["entry"]) == {"base", "base [pretrained=False]"}
+
+
+def test_method_tags_are_variants_not_metrics(tmp_path):
+    # the tags cDDPM writes (benchmark/diffusion/method.py, methods/cddpm): cond_dim 128 (the
+    # paper) and 512 (the authors' code) are two entries, and neither tag is a metric
+    runs = []
+    for cond_dim in (128, 512):
+        run = write_run(tmp_path / f"c{cond_dim}", ["base", "good"], datasets=("BraTS21",))
+        for csv in run.glob("*.csv"):  # the runner writes the tags on every result row
+            df = pd.read_csv(csv)
+            tagged = df["method"] == "base"  # "good" has no tags: cond_dim reads back as float
+            df.loc[tagged, ["ens", "test_t", "ssl", "cond_dim"]] = [True, "250+500+750", True,
+                                                                    cond_dim]
+            df.to_csv(csv, index=False)
+        runs.append(run)
+    board = build_leaderboard(runs, tmp_path / "out", settings(), plots=False)["leaderboard"]
+    tags = " [ens=True] [test_t=250+500+750] [ssl=True]"
+    assert set(board["entry"]) == {"good", f"base{tags} [cond_dim=128]",
+                                   f"base{tags} [cond_dim=512]"}
+    assert not {"cond_dim", "test_t"} & set(board["metric"])
 
 
 def test_bad_inputs_name_the_file(tmp_path):

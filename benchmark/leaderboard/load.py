@@ -30,7 +30,8 @@ NON_METRIC_NUMERIC = frozenset({
 })
 # Tags that make two result rows different entries of the leaderboard (e.g. an ImageNet
 # backbone run with random weights must never sit unmarked beside a pretrained one).
-VARIANT_TAGS = ("variant", "pretrained", "ens", "ssl", "pretrain", "t_test")
+# (the names methods give them in result_tags(): a tag missing here would be read as a metric)
+VARIANT_TAGS = ("variant", "pretrained", "ens", "test_t", "ssl", "pretrain", "cond_dim")
 # Tags that must agree across everything that is compared in one table.
 CONSISTENCY_TAGS = ("protocol_version", "postprocess", "profile", "auc_region", "data_source")
 
@@ -104,8 +105,13 @@ def entry_names(df: pd.DataFrame) -> pd.Series:
         # pretrained=True is the normal case; only the unusual value is spelled out.
         unusual = present & ~values.astype(str).str.lower().isin(["true", "1"]) \
             if tag == "pretrained" else present
-        names = names.where(~unusual, names + f" [{tag}=" + values.astype(str) + "]")
+        names = names.where(~unusual, names + f" [{tag}=" + values.map(_tag_text) + "]")
     return names
+
+
+def _tag_text(value) -> str:
+    # an integer tag read from a column with gaps (other methods lack it) comes back as 128.0
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _read_csv(path: Path, name: str) -> pd.DataFrame:

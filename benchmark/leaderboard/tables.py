@@ -45,7 +45,10 @@ PSNR = ColumnSpec("PSNR ↑", (("healthy", "psnr"),), scale=1.0)
 LPIPS = ColumnSpec("LPIPS (e-3) ↓", (("healthy", "lpips"),), scale=1e3,
                    higher_is_better=False)
 L1 = ColumnSpec("l1-error (e-3) ↓", (("healthy", "l1"),), scale=1e3, higher_is_better=False)
-L1_RATIO = ColumnSpec("l1-ratio ↑", (("dataset", "l1_ratio"), ("volume", "l1_ratio")),
+# scoring.py writes the ratio pooled per dataset (per_dataset.csv) and per volume
+# (recon_quality.csv, melted at the "healthy" level with the healthy-set metrics)
+L1_RATIO = ColumnSpec("l1-ratio ↑", (("dataset", "l1_ratio_pooled"), ("dataset", "l1_ratio"),
+                                     ("volume", "l1_ratio"), ("healthy", "l1_ratio")),
                       scale=1.0)
 
 PAPER_DATASETS = ("ixi", "brats", "mslub", "atlas", "wmh")
@@ -109,10 +112,12 @@ def resolve(board: pd.DataFrame, dataset: str, sequence: str, spec: ColumnSpec
 
 def table1_columns(board: pd.DataFrame) -> list[Column]:
     """Paper Table 1: reconstruction quality on healthy sets, l1-ratio per unhealthy set."""
+    unhealthy = [(d, s) for d, s in ordered_datasets(board, ("volume", "dataset"))
+                 if resolve(board, d, s, L1_RATIO) is not None]
+    # recon_quality.csv also scores the unhealthy sets (their l1 ratio): not healthy columns
     cols = [Column(d, s, spec, None) for d, s in ordered_datasets(board, ("healthy",))
-            for spec in (SSIM, PSNR, LPIPS, L1)]
-    cols += [Column(d, s, L1_RATIO, None)
-             for d, s in ordered_datasets(board, ("volume", "dataset"))]
+            if (d, s) not in unhealthy for spec in (SSIM, PSNR, LPIPS, L1)]
+    cols += [Column(d, s, L1_RATIO, None) for d, s in unhealthy]
     return _resolved(board, cols)
 
 
@@ -164,14 +169,14 @@ def build_table(board: pd.DataFrame, sig: pd.DataFrame, columns: list[Column],
         if len(best) == 1 and not sig.empty and best_is_significant(sig, col.group, best[0]):
             table.star.add((best[0], j))
     table.entries = [e for e in entries if e in used]
-    table.notes = [f"{c.dataset} {c.spec.label}: metric `{c.group[2]}` "
+    table.notes = [f"{column_header(c)}: metric `{c.group[2]}` "
                    f"({_LEVELS[c.group[3]]}), threshold source "
                    f"`{c.group[4] or 'n/a'}`" for c in columns]
     return table
 
 
 _LEVELS = {"volume": "mean over volumes per fold", "dataset": "pooled per fold",
-           "healthy": "healthy test set, mean over volumes per fold"}
+           "healthy": "recon_quality.csv, mean over volumes per fold"}
 
 
 def column_header(col: Column) -> str:
