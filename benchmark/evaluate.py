@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
     (Path(part) / "maps").mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
     seconds: list[float] = []
     n_slices = 0
     jobs = [(d, s, recs) for d, splits in sets.items() for s, recs in splits.items() if recs]
@@ -102,8 +105,31 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
     median = statistics.median(timed) if timed else float("nan")
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    else:  # whole-process peak resident memory (Linux reports KiB)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    else:
+        peak_mb = peak_rss_mb()
     return {"infer_seconds_per_volume": median,
             "slices_per_second": n_slices / median if median > 0 else float("nan"),
             "peak_memory_mb": peak_mb, "n_volumes_timed": len(timed)}
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak resident memory (Linux: VmHWM) so that the next
+    `peak_rss_mb` covers one part's inference, not every part the process ran before."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory since the last reset (VmHWM); where /proc is missing, the
+    whole-process peak from getrusage (Linux and macOS differ in units)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024

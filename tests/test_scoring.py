@@ -1,5 +1,6 @@
 """benchmark.scoring / benchmark.thresholds on the toy data set with hand-made cached maps."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -189,3 +190,17 @@ def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets)
     cached = load_maps(scoring.contrast_dir(tmp_path, 2.0), "Brats21", "test")
     image = load_volume(small["Brats21"]["test"][0]).image
     np.testing.assert_allclose(cached["anomaly"][0], image ** 2, rtol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_cpu_peak_memory_covers_one_part_only():
+    # inference's CPU peak memory is reset per part: a big allocation before the reset
+    # (an earlier method in the same process) must not show up in the next part's number
+    from benchmark.evaluate import peak_rss_mb, reset_peak_rss
+
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    before = peak_rss_mb()
+    del big
+    assert reset_peak_rss()
+    after = peak_rss_mb()
+    assert before - after > 300, (before, after)
