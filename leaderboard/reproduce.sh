@@ -31,6 +31,6 @@ wait "$lane2" || { echo "lane 2 failed: see $RUNS.lane2.log" >&2; status=1; }
 "$PY" -m benchmark leaderboard "$RUNS"/reference-quick-{feature,recon,diffusion} --out "$OUT" \
   --paired volume --qualitative Brats21:BraTS2021_00006 --qualitative ATLAS_v2:sub-r007s001
 for lane in feature recon diffusion; do
-  mkdir -p "$OUT/runs/$lane"
-  cp "$RUNS/reference-quick-$lane"/{config.json,environment.json,timings.csv} "$OUT/runs/$lane/"
+  mkdir -p "$OUT/run-records/$lane"
+  cp "$RUNS/reference-quick-$lane"/{config.json,environment.json,timings.csv} "$OUT/run-records/$lane/"
 done
