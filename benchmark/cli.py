@@ -141,6 +141,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except (KeyError, ValueError) as exc:
             raise CliError(str(exc).strip('"')) from None
     folds = _int_list(args.folds, "--folds") if args.folds else None
+    from .curves import CurveOptions
+    from .train import SELECTION
+
+    curve_every = profile.curve_every if args.curve_every is None else args.curve_every
+    if curve_every < 0:
+        raise CliError(f"--curve-every {curve_every}: expected 0 (off) or a positive number")
+    if args.select_checkpoint not in SELECTION:
+        raise CliError(f"--select-checkpoint {args.select_checkpoint!r}; allowed: "
+                       f"{', '.join(SELECTION)}")
+    if args.select_checkpoint != "val_loss" and curve_every == 0:
+        raise CliError(f"--select-checkpoint {args.select_checkpoint} needs learning curves: "
+                       "pass --curve-every N")
+    curves = CurveOptions(every_n_epochs=curve_every,
+                          volumes=args.curve_volumes or profile.curve_volumes)
     root, source = _resolve_data_root(args, profile)
     # DDP re-runs this command per device: the children must write into the same run.
     run_id = args.run_id or os.environ.get("UAD_BENCH_RUN_ID") or new_run_id()
@@ -152,10 +166,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
                                precision=args.precision, epochs=args.epochs,
-                               progress=not args.no_progress, logger=args.logger, seed=args.seed),
+                               progress=not args.no_progress, logger=args.logger, seed=args.seed,
+                               select=args.select_checkpoint),
         fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
         cohorts=args.cohorts.split(",") if args.cohorts else None, map_dtype=args.map_dtype,
-        resume=args.resume, data_source=source,
+        resume=args.resume, data_source=source, curves=curves,
     )
     run_benchmark(cfg)
     if launch_rank() != 0:
@@ -184,6 +199,14 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE")
     p.add_argument("--config", type=Path, default=None, help="JSON/TOML hyperparameter file")
     p.add_argument("--epochs", type=int, default=None, help="override every method's epochs")
+    p.add_argument("--curve-every", type=int, default=None, metavar="N",
+                   help="learning curves: validation metrics every N epochs into "
+                        "<part>/curves.csv (default: the profile's; 0 = off)")
+    p.add_argument("--curve-volumes", type=int, default=None, metavar="K",
+                   help="validation volumes per set for each curve point (default: profile's)")
+    p.add_argument("--select-checkpoint", default="val_loss",
+                   help="checkpoint kept: val_loss (default), val_auprc_mean (unhealthy "
+                        "validation splits) or val_ssim; the last two need --curve-every")
     p.add_argument("--seed", type=int, default=3141)
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
