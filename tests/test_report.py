@@ -48,11 +48,11 @@ def markdown_rows(md: str) -> list[list[str]]:
 
 def html_rows(page: str, table_id: str) -> list[list[str]]:
     """The rows of one table of the page, cells written as the Markdown table writes them."""
-    table = re.search(rf'<table class="sortable" id="{table_id}">(.*?)</table>', page, re.S)
+    table = re.search(rf'<table class="sortable" id="{table_id}">(.*?)</table>', page, re.DOTALL)
     rows = []
-    for tr in re.findall(r"<tbody>(.*)</tbody>", table.group(1), re.S)[0].split("<tr>")[1:]:
+    for tr in re.findall(r"<tbody>(.*)</tbody>", table.group(1), re.DOTALL)[0].split("<tr>")[1:]:
         cells = []
-        for attrs, text in re.findall(r"<td([^>]*)>(.*?)</td>", tr, re.S):
+        for attrs, text in re.findall(r"<td([^>]*)>(.*?)</td>", tr, re.DOTALL):
             text = text.replace("&amp;", "&")
             star = text.endswith("*")
             text = text.rstrip("*")
@@ -72,7 +72,7 @@ def decode(uri: str) -> np.ndarray:
 
 def page_data(page: str) -> dict:
     return json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)'
-                                r"</script>", page, re.S).group(1))
+                                r"</script>", page, re.DOTALL).group(1))
 
 
 def test_tables_equal_the_markdown_tables_and_nothing_is_fetched(smoke):
