@@ -63,11 +63,18 @@ def _grey(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
-def _inferno(a: np.ndarray, vmax: float) -> np.ndarray:
+def inferno_palette() -> list[tuple[int, int, int]]:
+    """matplotlib's inferno as a 256-colour PNG palette (a third of the bytes of RGB)."""
     from matplotlib import colormaps
 
+    rgb = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(int)
+    return [tuple(int(c) for c in x) for x in rgb]
+
+
+def _levels(a: np.ndarray, vmax: float) -> np.ndarray:
+    """Anomaly scores -> palette indices 0..255 on [0, vmax]."""
     scaled = np.clip(a / vmax, 0.0, 1.0) if vmax > 0 else np.zeros_like(a)
-    return (colormaps["inferno"](scaled)[..., :3] * 255 + 0.5).astype(np.uint8)
+    return (scaled * 255 + 0.5).astype(np.uint8)
 
 
 def _binary_codes(pred: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -194,5 +201,6 @@ def _entry(path: Path, name: str, rows: pd.DataFrame, vol, zs: list[int]) -> dic
             "postprocess": str(pp),
             "recon": None if recon is None else
             [png_uri(_view(_grey(recon[..., z].astype(np.float32)))) for z in zs],
-            "anomaly": [png_uri(_inferno(_view(anomaly[..., z]), vmax)) for z in zs],
+            "anomaly": [png_uri(_view(_levels(anomaly[..., z], vmax)), inferno_palette())
+                        for z in zs],
             "binary": binary}
