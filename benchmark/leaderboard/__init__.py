@@ -2,7 +2,9 @@
 
     python -m benchmark leaderboard RUN_DIR [RUN_DIR ...] --out DIR
         [--paired fold|volume] [--correction none|holm|bonferroni]
-        [--rounds 10000] [--alpha 0.05]
+        [--rounds 10000] [--alpha 0.05] [--size-bins 3] [--stratum-min-volumes 5]
+
+Besides the tables: results by lesion-size bin and by site (strata.py, stratified.csv).
 
 Python API: `build_leaderboard(run_dirs, out, settings)`. See docs/leaderboard.md.
 """
