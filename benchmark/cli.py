@@ -4,6 +4,7 @@
     run --methods cddpm,pddpm         train, evaluate and write a run directory
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
+    report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
     data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
@@ -281,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_evaluate)
     p = sub.add_parser("leaderboard", help="tables, significance tests, timings, plots")
     configure, main, _ = _optional("benchmark.leaderboard", "configure_parser", "main", "")
+    configure(p)
+    p.set_defaults(handler=main)
+    p = sub.add_parser("report", help="one self-contained HTML page of a leaderboard")
+    configure, main, _ = _optional("benchmark.report", "configure_parser", "main", "")
     configure(p)
     p.set_defaults(handler=main)
     data = sub.add_parser("data", help="synthetic default data; prepare/verify real data")

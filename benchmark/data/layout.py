@@ -52,6 +52,7 @@ class VolumeRecord:
     image: Path
     mask: Path
     seg: Path | None  # None for healthy volumes
+    site: str | None = None  # the split CSV's optional `site` column (scanner / centre)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -159,8 +160,14 @@ def records(ddir: Path, df: pd.DataFrame, csv: Path, cohort: str, sequence: str,
             name=str(row.img_name), cohort=cohort, sequence=sequence,
             image=_resolve(ddir, row.img_path, csv, "img_path"),
             mask=_resolve(ddir, row.mask_path, csv, "mask_path"), seg=seg,
+            site=_site(getattr(row, "site", None)),
         ))
     return out
+
+
+def _site(value) -> str | None:
+    """A site cell of a split CSV; empty or missing (NaN) is no site."""
+    return str(value) if isinstance(value, str) and value.strip() else None
 
 
 def _ixi_frame(ddir: Path, csv: Path, sequence: str) -> pd.DataFrame:
