@@ -106,6 +106,28 @@ def _int_list(text: str, flag: str) -> list[int]:
         raise CliError(f"{flag} {text!r}: expected comma-separated integers") from None
 
 
+def _epochs(text: str | None) -> int | dict[str, int] | None:
+    """``--epochs 100`` (every stage) or ``--epochs main=100,pretrain=20`` (by stage name)."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            value = int(text)
+            if value < 0:
+                raise ValueError
+            return value
+        out = {}
+        for item in text.split(","):
+            stage, _, n = item.partition("=")
+            if not stage.strip() or int(n) < 0:
+                raise ValueError
+            out[stage.strip()] = int(n)
+        return out
+    except ValueError:
+        raise CliError(f"--epochs {text!r}: expected N or STAGE=N,... (e.g. main=100,"
+                       "pretrain=20) with N >= 0") from None
+
+
 def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
     if args.data_root is not None:
         if not args.data_root.exists():
@@ -166,7 +188,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         folds=folds, overrides=overrides,
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
-                               precision=args.precision, epochs=args.epochs,
+                               precision=args.precision, epochs=_epochs(args.epochs),
                                progress=not args.no_progress, logger=args.logger, seed=args.seed,
                                select=args.select_checkpoint),
         fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
@@ -199,7 +221,10 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
                    "already finished in --run-id")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE")
     p.add_argument("--config", type=Path, default=None, help="JSON/TOML hyperparameter file")
-    p.add_argument("--epochs", type=int, default=None, help="override every method's epochs")
+    p.add_argument("--epochs", default=None, metavar="N|STAGE=N,...",
+                   help="override the profile's epochs: N for every training stage, or by "
+                        "stage name, e.g. main=100,pretrain=20 (stages a method does not "
+                        "have are ignored)")
     p.add_argument("--curve-every", type=int, default=None, metavar="N",
                    help="learning curves: validation metrics every N epochs into "
                         "<part>/curves.csv (default: the profile's; 0 = off)")

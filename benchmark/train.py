@@ -32,7 +32,8 @@ class TrainerOptions:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str | None = None      # None: the method's GPU precision on GPU, fp32 on CPU
-    epochs: int | None = None         # override every method's profile epochs
+    epochs: int | dict[str, int] | None = None  # override the profile's epochs: every
+                                      # stage (int) or by stage name ({"main": 100})
     progress: bool = True
     logger: str = "csv"               # csv | tensorboard | wandb (if installed)
     seed: int = 3141                  # the authors' seed
@@ -99,6 +100,17 @@ def load_checkpoint(method: AnomalyMethod, path: Path) -> AnomalyMethod:
     return method
 
 
+def stage_epochs(method: AnomalyMethod, stage: str, profile: Profile,
+                 override: int | dict[str, int] | None) -> int:
+    """Epochs of one stage: the override (for every stage, or this stage by name) or the
+    method's own for the profile."""
+    if isinstance(override, int):
+        return override
+    if override and stage in override:
+        return int(override[stage])
+    return method.stage_epochs(stage, profile.name)
+
+
 def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves | None
                 ) -> ModelCheckpoint:
     if select not in SELECTION:
@@ -137,8 +149,7 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
     stages = method.stages()
     for stage in stages:
         method.stage = stage
-        epochs = options.epochs if options.epochs is not None else method.stage_epochs(
-            stage, profile.name)
+        epochs = stage_epochs(method, stage, profile, options.epochs)
         result.epochs[stage] = epochs
         if epochs <= 0:
             continue
