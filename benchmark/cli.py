@@ -278,7 +278,7 @@ def _experiments() -> dict[str, tuple[Callable, Handler, str]]:
 
 
 def _cmd_evaluate_configure(p: argparse.ArgumentParser) -> None:
-    mod = importlib.import_module("benchmark.scoring")
+    mod = importlib.import_module("benchmark.scoring.rescore")
     if hasattr(mod, "configure_parser"):
         mod.configure_parser(p)
     else:
@@ -286,7 +286,7 @@ def _cmd_evaluate_configure(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    mod = importlib.import_module("benchmark.scoring")
+    mod = importlib.import_module("benchmark.scoring.rescore")
     return mod.main(args)
 
 
@@ -333,7 +333,18 @@ def build_parser() -> argparse.ArgumentParser:
         ep = esub.add_parser(name, help=help_text)
         configure(ep)
         ep.set_defaults(handler=main)
+    _no_abbreviations(parser)
     return parser
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """argparse accepts a flag's prefix (--epoch for --epochs) by default; a typo must be an
+    error instead, in every subcommand."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _no_abbreviations(sub)
 
 
 def _quiet_lightning() -> None:

@@ -282,23 +282,37 @@ def confusion(pred, labels) -> dict[str, int]:
     return {"tp": tp, "fp": n_p - tp, "fn": n_y - tp, "tn": p.size - n_p - n_y + tp}
 
 
+def overlap_scores(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Dice, precision and recall from confusion counts (which may be pooled over volumes).
+
+    DICE = 2 tp / (2 tp + fp + fn) (paper Sec. 4.5.3), NaN when prediction and labels are
+    both empty; precision = tp / (tp + fp), NaN for an empty prediction; recall =
+    tp / (tp + fn), NaN for empty labels.
+    """
+    nan = float("nan")
+    return {"dice": 2.0 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else nan,
+            "precision": tp / (tp + fp) if tp + fp else nan,
+            "recall": tp / (tp + fn) if tp + fn else nan}
+
+
+def _overlap(pred, labels) -> dict[str, float]:
+    c = confusion(pred, labels)
+    return overlap_scores(c["tp"], c["fp"], c["fn"])
+
+
 def dice(pred, labels) -> float:
     """DICE = 2|A n B| / (|A| + |B|) (paper Sec. 4.5.3); NaN when both are empty."""
-    c = confusion(pred, labels)
-    denom = 2 * c["tp"] + c["fp"] + c["fn"]
-    return 2.0 * c["tp"] / denom if denom else float("nan")
+    return _overlap(pred, labels)["dice"]
 
 
 def precision(pred, labels) -> float:
     """tp / (tp + fp); NaN for an empty prediction."""
-    c = confusion(pred, labels)
-    return c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else float("nan")
+    return _overlap(pred, labels)["precision"]
 
 
 def recall(pred, labels) -> float:
     """tp / (tp + fn); NaN for empty ground truth."""
-    c = confusion(pred, labels)
-    return c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else float("nan")
+    return _overlap(pred, labels)["recall"]
 
 
 @dataclass(frozen=True)
@@ -403,14 +417,25 @@ def intensity_histogram(x, mask=None, bins: int = 500, value_range=(0.0, 1.0)):
     number of counts and the bin width." Values outside ``value_range`` are clipped into
     the edge bins so every voxel is counted. Returns (density (bins,), edges (bins+1,)).
     """
+    counts, edges = histogram_counts(x, mask, bins, value_range)
+    if counts.sum() == 0:
+        raise ValueError("intensity_histogram: no voxels inside the mask")
+    return density(counts, edges), edges
+
+
+def histogram_counts(x, mask=None, bins: int = 500, value_range=(0.0, 1.0)
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw counts of :func:`intensity_histogram` (so histograms of volumes can be pooled by
+    adding them); values outside ``value_range`` go to the edge bins. (counts, edges)."""
     v = np.asarray(x, dtype=np.float64)
     if mask is not None:
         v = v[np.asarray(mask).astype(bool)]
-    v = np.clip(v.ravel(), *value_range)
-    if v.size == 0:
-        raise ValueError("intensity_histogram: no voxels inside the mask")
-    counts, edges = np.histogram(v, bins=bins, range=value_range)
-    return counts / (counts.sum() * np.diff(edges)), edges
+    return np.histogram(np.clip(v.ravel(), *value_range), bins=bins, range=value_range)
+
+
+def density(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts -> density: raw count / (total count x bin width) (paper Sec. 4.5.2)."""
+    return counts / (counts.sum() * np.diff(edges))
 
 
 def kl_divergence(p_density, q_density, edges, pseudo_count: float = 0.5,

@@ -75,10 +75,10 @@ def discover() -> None:
             log.warning("could not load method plug-in %r (%s): %s", ep.name, ep.value, exc)
 
 
-def list_methods() -> list[str]:
-    """Names of all registered methods, sorted."""
+def list_methods(family: str | None = None) -> list[str]:
+    """Names of all registered methods (of one ``family`` if given), sorted."""
     discover()
-    return sorted(_REGISTRY)
+    return sorted(n for n, cls in _REGISTRY.items() if family is None or cls.family == family)
 
 
 def get_method(name: str) -> type["AnomalyMethod"]:

@@ -16,12 +16,13 @@ import lightning as L
 import pandas as pd
 import torch
 
-from . import rundir, scoring
 from .curves import CURVES_FILE, CurveOptions, LearningCurves, validation_sets
 from .data.module import BenchmarkDataModule, DataConfig
-from .evaluate import infer
+from .inference import infer
 from .profiles import Profile
 from .registry import get_method
+from .rundir import Part, RunDir, hardware, tag_columns
+from .scoring import write_part_results
 from .train import TrainerOptions, fit, uses_gpu
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,15 @@ def _device(options: TrainerOptions) -> torch.device:
     return torch.device("cuda") if uses_gpu(options) else torch.device("cpu")
 
 
-def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict | None:
+def run_part(cfg: RunConfig, part: Part) -> dict | None:
     """Train, infer and score one (method, sequence, fold); returns its timing row."""
-    cls = get_method(method_name)
-    part = rundir.part_dir(cfg.run_dir, method_name, sequence, fold)
+    cls = get_method(part.method)
     # seed before the weights are drawn: a part's numbers must not depend on which parts
     # ran before it in this process (method order, or parts skipped by --resume)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    method = cls.from_profile(cfg.profile.name, cfg.overrides.get(method_name))
+    method = cls.from_profile(cfg.profile.name, cfg.overrides.get(part.method))
     data = BenchmarkDataModule(DataConfig(
-        root=cfg.data_root, sequence=sequence, fold=fold, fold_scheme=cfg.fold_scheme,
+        root=cfg.data_root, sequence=part.sequence, fold=part.fold, fold_scheme=cfg.fold_scheme,
         batch_size=cfg.profile.batch_size, num_workers=cfg.num_workers, augment=cfg.augment,
         repeats=cfg.profile.repeats, val_slices=cfg.profile.val_slices,
         max_train_volumes=cfg.profile.max_train_volumes,
@@ -73,31 +73,26 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
         cohorts=cfg.cohorts,
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
-    ids = {"method": method_name, "fold": fold, "sequence": sequence,
-           "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
+    tags = method.result_tags()
+    ids = part.ids(profile=cfg.profile.name, data_source=cfg.data_source, **tag_columns(tags))
     curves = None
     if cfg.curves.enabled:
-        curves = LearningCurves(part / CURVES_FILE, validation_sets(sets, cfg.curves.volumes),
+        curves = LearningCurves(part.path / CURVES_FILE, validation_sets(sets, cfg.curves.volumes),
                                 cfg.curves, ids, batch_size=cfg.profile.eval_batch_size)
-    result = fit(method, data, part, cfg.profile, cfg.trainer, curves)
+    result = fit(method, data, part.path, cfg.profile, cfg.trainer, curves)
     if result.global_rank != 0:  # under DDP only rank 0 evaluates and writes
         return None
-    rundir.write_json(part / "hparams.json", dict(method.hparams))
+    part.write_json("hparams.json", dict(method.hparams))
     timing = infer(method, sets, part, _device(cfg.trainer), cfg.profile.eval_batch_size,
                    cfg.map_dtype, progress=cfg.trainer.progress)
-    per_volume, per_dataset, recon = scoring.score_all(part, sets, ids)
-    rundir.write_csv(part / "per_volume.csv", per_volume)
-    rundir.write_csv(part / "per_dataset.csv", per_dataset)
-    if not recon.empty:
-        rundir.write_csv(part / "recon_quality.csv", recon)
-    row = {"method": method_name, "fold": fold, "sequence": sequence,
-           "device": _device(cfg.trainer).type, "hardware": rundir.hardware(),
+    write_part_results(part, sets, ids)
+    row = {**part.ids(), "device": _device(cfg.trainer).type, "hardware": hardware(),
            "n_params": method.n_params(), "train_seconds": result.train_seconds,
            "train_seconds_per_epoch": result.seconds_per_epoch,
            "epochs": sum(result.epochs.values()), "checkpoint_selected_by": cfg.trainer.select,
            **timing}
-    rundir.write_csv(part / "timings.csv", pd.DataFrame([row]))
-    rundir.write_json(part / "done.json", {"checkpoint": str(result.checkpoint.name), **row})
+    part.write_table("timings.csv", pd.DataFrame([{**row, **tag_columns(tags)}]))
+    part.mark_done(result.checkpoint, tags, **row)
     return row
 
 
@@ -114,24 +109,23 @@ def launch_rank() -> int:
 
 
 def run_benchmark(cfg: RunConfig) -> Path:
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = cfg.run_dir / "config.json"
+    run = RunDir(cfg.run_dir)
     rank = launch_rank()
-    if rank == 0 and config_path.is_file() and not cfg.resume:
+    if rank == 0 and run.exists() and not cfg.resume:
         raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to continue "
                               "it or choose another --run-id")
     if rank == 0:
-        rundir.write_json(config_path, cfg.to_json())
-        rundir.write_json(cfg.run_dir / "environment.json", rundir.environment())
+        run.write_records(cfg.to_json())
     folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
     for method_name in cfg.methods:
         for sequence in cfg.sequences:
             for fold in folds:
-                if cfg.resume and rundir.is_done(cfg.run_dir, method_name, sequence, fold):
+                part = run.part(method_name, sequence, fold)
+                if cfg.resume and part.is_done():
                     log.info("resume: %s/%s/fold%d already done", method_name, sequence, fold)
                     continue
-                if run_part(cfg, method_name, sequence, fold) is not None:
-                    rundir.collect(cfg.run_dir)
+                if run_part(cfg, part) is not None:
+                    run.collect()
     return cfg.run_dir
 
 

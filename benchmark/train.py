@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from . import checkpoint
 from .curves import LearningCurves
 from .method import AnomalyMethod
 from .profiles import Profile
@@ -87,19 +88,6 @@ def _logger(kind: str, out_dir: Path, stage: str) -> Any:
     raise ValueError(f"unknown --logger {kind!r}; allowed: csv, tensorboard, wandb")
 
 
-def save_checkpoint(method: AnomalyMethod, path: Path) -> Path:
-    """A checkpoint for methods that never go through a Trainer (statistics only)."""
-    torch.save({"state_dict": method.state_dict(), "hyper_parameters": dict(method.hparams),
-                "uad_method": method.name}, path)
-    return path
-
-
-def load_checkpoint(method: AnomalyMethod, path: Path) -> AnomalyMethod:
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    method.load_state_dict(state)
-    return method
-
-
 def stage_epochs(method: AnomalyMethod, stage: str, profile: Profile,
                  override: int | dict[str, int] | None) -> int:
     """Epochs of one stage: the override (for every stage, or this stage by name) or the
@@ -144,7 +132,7 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
     timer = _EpochTimer()
     start = time.perf_counter()
     if not method.requires_training:
-        result.checkpoint = save_checkpoint(method, out_dir / "best-main.ckpt")
+        result.checkpoint = checkpoint.save(method, out_dir / "best-main.ckpt")
         return result
     stages = method.stages()
     for stage in stages:
@@ -172,7 +160,7 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
         if best is None or not best.is_file():
             raise RuntimeError(f"{method.name}: stage {stage!r} produced no checkpoint in {out_dir}")
-        load_checkpoint(method, best)
+        checkpoint.load_weights(method, best)
         result.checkpoint = best
     result.train_seconds = time.perf_counter() - start
     if timer.durations:

@@ -326,17 +326,41 @@ def test_healthy_set_of_both_sequences_is_not_a_conflict(tmp_path):
     assert "IXI (T2) SSIM ↑" in headers and "BraTS21 (T2) l1-ratio ↑" in headers
 
 
+def _tag(run, method, tags):
+    """Put a method's result tags on its rows, as the runner writes them."""
+    from benchmark.rundir import tag_columns
+
+    for csv in run.glob("*.csv"):
+        df = pd.read_csv(csv)
+        for key, value in tag_columns(tags).items():
+            df[key] = df[key].astype(object) if key in df else None
+            df.loc[df["method"] == method, key] = value
+        df.to_csv(csv, index=False)
+
+
 def test_variant_tags_are_separate_entries(tmp_path):
     """An ImageNet-backbone run with random weights never merges with a pretrained one."""
     runs = []
     for pretrained in (True, False):
         run = write_run(tmp_path / f"r{pretrained}", ["base"], datasets=("BraTS21",))
-        pv = pd.read_csv(run / "per_volume.csv")
-        pv["pretrained"] = pretrained
-        pv.to_csv(run / "per_volume.csv", index=False)
+        _tag(run, "base", {"pretrained": pretrained})
         runs.append(run)
     rs = load_runs(runs)  # same method, folds and volumes: no conflict, two entries
-    assert set(rs.table("per_volume.csv")["entry"]) == {"base", "base [pretrained=False]"}
+    assert set(rs.table("per_volume.csv")["entry"]) == {"base [pretrained=True]",
+                                                        "base [pretrained=False]"}
+
+
+def test_a_plugin_tag_names_its_own_entry_with_no_edit_in_benchmark(tmp_path):
+    """Which columns are tags is read from the rows' recorded tags, not from a list: a
+    tag no method of ours writes (numeric, so it would otherwise pass for a metric)."""
+    runs = []
+    for width in (4, 8):
+        run = write_run(tmp_path / f"w{width}", ["base", "good"], datasets=("BraTS21",))
+        _tag(run, "base", {"plugin_width": width})
+        runs.append(run)
+    board = build_leaderboard(runs, tmp_path / "out", settings(), plots=False)["leaderboard"]
+    assert set(board["entry"]) == {"good", "base [plugin_width=4]", "base [plugin_width=8]"}
+    assert "plugin_width" not in set(board["metric"])
 
 
 def test_method_tags_are_variants_not_metrics(tmp_path):
@@ -345,12 +369,9 @@ def test_method_tags_are_variants_not_metrics(tmp_path):
     runs = []
     for cond_dim in (128, 512):
         run = write_run(tmp_path / f"c{cond_dim}", ["base", "good"], datasets=("BraTS21",))
-        for csv in run.glob("*.csv"):  # the runner writes the tags on every result row
-            df = pd.read_csv(csv)
-            tagged = df["method"] == "base"  # "good" has no tags: cond_dim reads back as float
-            df.loc[tagged, ["ens", "test_t", "ssl", "cond_dim"]] = [True, "250+500+750", True,
-                                                                    cond_dim]
-            df.to_csv(csv, index=False)
+        # "good" has no tags: the cond_dim column has gaps and reads back as float
+        _tag(run, "base", {"ens": True, "test_t": "250+500+750", "ssl": True,
+                           "cond_dim": cond_dim})
         runs.append(run)
     board = build_leaderboard(runs, tmp_path / "out", settings(), plots=False)["leaderboard"]
     tags = " [ens=True] [test_t=250+500+750] [ssl=True]"
@@ -421,12 +442,15 @@ def test_qualitative_grid_from_cached_maps(toy_root, tmp_path):
 
     records = unhealthy_split(toy_root, "Brats21", "test")
     vols = [load_volume(r) for r in records]
+    from benchmark.rundir import RunDir
+
     run = tmp_path / "run"
-    maps = run / "fake" / "t2" / "fold0" / "maps"
-    maps.mkdir(parents=True)
-    np.savez(maps / "Brats21_test.npz", names=np.array([r.name for r in records]),
+    part = RunDir(run).part("fake", "t2", 0)
+    part.maps_dir().mkdir(parents=True)
+    np.savez(part.maps_path("Brats21", "test"), names=np.array([r.name for r in records]),
              anomaly=np.stack([v.seg.astype(np.float32) for v in vols]),
              reconstruction=np.stack([v.image for v in vols]))
+    part.mark_done(part.path / "best-main.ckpt", {})  # only finished parts are shown
     (run / "config.json").write_text(json.dumps({"data_root": str(toy_root)}))
     rows, labels = case_rows([run], "Brats21", records[1].name)
     z = lesion_slice(vols[1].seg)

@@ -1,5 +1,6 @@
-"""Every registered method gets the same smoke test: build, one training step through the
-harness's Trainer, an anomaly map of the input's shape that is finite."""
+"""Every registered method gets the same smoke test: build, train through the real harness
+(benchmark.train.fit: every stage, best-checkpoint reload), an anomaly map of the input's
+shape that is finite."""
 from __future__ import annotations
 
 import lightning as L
@@ -7,8 +8,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from benchmark.checkpoint import load_method
 from benchmark.method import FAMILIES, AnomalyMethod, AnomalyOutput
+from benchmark.profiles import get_profile
 from benchmark.registry import get_method, list_methods
+from benchmark.train import TrainerOptions, fit
 
 SIZE, DEPTH = 96, 16
 
@@ -29,28 +33,45 @@ class _Random(Dataset):
         return {"image": self.images[i], "mask": self.masks[i]}
 
 
-def _one_step(method: AnomalyMethod) -> None:
-    ds = _Random(method.sampling)
-    loader = DataLoader(ds, batch_size=2)
-    method.fit_statistics(DataLoader(ds, batch_size=2))
-    if not method.requires_training:
-        return
-    for stage in method.stages():
-        method.stage = stage
-        trainer = L.Trainer(fast_dev_run=1, accelerator="cpu", logger=False,
-                            enable_progress_bar=False, enable_model_summary=False,
-                            enable_checkpointing=False)
-        trainer.fit(method, train_dataloaders=loader, val_dataloaders=loader)
+class _Data(L.LightningDataModule):
+    """What the harness asks of a data module, over a few random slices or volumes."""
+
+    def __init__(self, sampling: str) -> None:
+        super().__init__()
+        self.ds = _Random(sampling)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.ds, batch_size=2, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.ds, batch_size=2)
+
+    statistics_dataloader = val_dataloader
+
+
+def _fit(method: AnomalyMethod, out) -> None:
+    """benchmark.train.fit on the smoke profile: each stage's best checkpoint is written
+    and loaded before the next stage and before evaluation."""
+    result = fit(method, _Data(method.sampling), out, get_profile("smoke"),
+                 TrainerOptions(accelerator="cpu", devices=1, epochs=1, progress=False))
+    assert result.checkpoint.is_file()
+    if method.requires_training:
+        assert [p.name for p in sorted(out.glob("best-*.ckpt"))] == sorted(
+            f"best-{s}.ckpt" for s in method.stages())
+    # the method holds exactly the weights of the checkpoint it will be evaluated with
+    saved = load_method(result.checkpoint).state_dict()
+    for key, value in method.state_dict().items():
+        assert torch.equal(value.cpu(), saved[key].cpu()), key
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_method_smoke(name):
+def test_method_smoke(name, tmp_path):
     cls = get_method(name)
     assert cls.family in FAMILIES and cls.paper, f"{name}: family and paper must be set"
     assert {"paper", "quick", "smoke"} <= set(cls.epochs), f"{name}: epochs per profile"
     torch.manual_seed(0)
     method = cls.from_profile("smoke")
-    _one_step(method)
+    _fit(method, tmp_path)
     method.eval()
     n = DEPTH if method.sampling == "volume" else 3
     x = torch.rand(n, 1, SIZE, SIZE)

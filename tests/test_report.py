@@ -97,11 +97,11 @@ def test_browser_images_show_what_was_scored(smoke):
     for vol in data:
         truth = sum(int((decode(u) == 255).all(-1).sum()) for u in vol["truth"])
         assert truth == vol["lesion_voxels"] > 0
-        assert sorted(x["entry"] for x in vol["entries"]) == ["ae", "thresh"]
+        assert sorted(x["entry"] for x in vol["entries"]) == ["ae", "thresh [equalize=train]"]
         for entry in vol["entries"]:
-            assert (entry["recon"] is None) == (entry["entry"] == "thresh")
+            assert (entry["recon"] is None) == entry["entry"].startswith("thresh")
             for source, frames in entry["binary"].items():
-                row = pv[(pv["method"] == entry["entry"]) & (pv["volume"] == vol["volume"])
+                row = pv[(pv["method"] == entry["entry"].split(" [")[0]) & (pv["volume"] == vol["volume"])
                          & (pv["threshold_source"] == source)].iloc[0]
                 images = np.stack([decode(u) for u in frames])
                 counts = {k: int((images == c).all(-1).sum()) for k, c in colours.items()}

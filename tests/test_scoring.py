@@ -9,8 +9,15 @@ import pytest
 from benchmark import scoring
 from benchmark.data.loader import load_volume
 from benchmark.data.module import BenchmarkDataModule, DataConfig
-from benchmark.evaluate import maps_path
 from benchmark.postprocess import PostProcess
+from benchmark.rundir import RunDir
+from benchmark.scoring.domain_shift import (
+    contrast_transform,
+    infer_contrast_levels,
+    score_domain_shift,
+)
+from benchmark.scoring.reconstruction import score_reconstruction
+from benchmark.scoring.segmentation import score_part
 from benchmark.thresholds import (
     SOURCES,
     MapSource,
@@ -27,7 +34,11 @@ def sets(toy_root):
     return dm.evaluation_sets()
 
 
-def _write_maps(part, sets, make, recon=None):
+def _part(root):
+    return RunDir(root).part("m", "t2", 0)
+
+
+def _write_maps(part, sets, make, recon=None, contrast=1.0):
     """Cache maps for every (dataset, split): anomaly = make(volume, rng)."""
     rng = np.random.default_rng(0)
     for dataset, splits in sets.items():
@@ -37,7 +48,7 @@ def _write_maps(part, sets, make, recon=None):
                       "anomaly": np.stack([make(v, rng) for v in vols]).astype(np.float32)}
             if recon is not None:
                 arrays["reconstruction"] = np.stack([recon(v) for v in vols]).astype(np.float32)
-            path = maps_path(part, dataset, split)
+            path = part.maps_path(dataset, split, contrast)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(path, **arrays)
 
@@ -50,9 +61,9 @@ def _perfect(v, rng):
 
 
 def test_perfect_maps_score_perfectly(tmp_path, sets):
-    _write_maps(tmp_path, sets, _perfect)
+    _write_maps(_part(tmp_path), sets, _perfect)
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
-    vol, ds = scoring.score_part(tmp_path, sets, {"method": "m", "fold": 0}, opts)
+    vol, ds = score_part(_part(tmp_path), sets, {"method": "m", "fold": 0}, opts)
     assert set(vol["threshold_source"]) == set(SOURCES)
     assert np.allclose(vol["auprc"], 1.0) and np.allclose(vol["auroc"], 1.0)
     for src in ("oracle", "val"):  # val: lesions score >= 0.5 on the val split too
@@ -79,10 +90,10 @@ def test_lesion_detection_per_volume_and_pooled(tmp_path, sets):
     def one(v, rng):
         m = _perfect(v, rng)
         return m if v.name == first or v.seg is None else np.where(v.seg, 0.1, m)
-    _write_maps(tmp_path, sets, one)
+    _write_maps(_part(tmp_path), sets, one)
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"),
                                   threshold_sources=("oracle",))
-    vol, ds = scoring.score_part(tmp_path, sets, {"method": "m"}, opts)
+    vol, ds = score_part(_part(tmp_path), sets, {"method": "m"}, opts)
     vol = vol.set_index("volume")
     # lesions counted independently: components of the label, 26-connectivity
     n = {r.name: ndi.label(load_volume(r).seg, np.ones((3, 3, 3)))[1]
@@ -110,8 +121,8 @@ def test_site_column_of_the_split_csv_is_kept(tmp_path, toy_root):
                                ).evaluation_sets()
     assert [r.site for r in sets["Brats21"]["test"]] == ["A", "B"]
     assert {r.site for r in sets["IXI"]["test"]} == {None}  # no site column: no site
-    _write_maps(tmp_path / "part", sets, _perfect)
-    vol, _ = scoring.score_part(tmp_path / "part", sets, {"method": "m"},
+    _write_maps(_part(tmp_path / "part"), sets, _perfect)
+    vol, _ = score_part(_part(tmp_path / "part"), sets, {"method": "m"},
                                 scoring.ScoringOptions(threshold_sources=("oracle",)))
     assert vol.set_index("volume")["site"].to_dict() == {
         r.name: s for r, s in zip(sets["Brats21"]["test"], "AB")}
@@ -123,10 +134,10 @@ def test_val_threshold_comes_from_val_not_test(tmp_path, sets):
     def shifted(v, rng):  # the val split's lesions score 0.9, the test split's 0.5
         m = _perfect(v, rng)
         return np.where(v.seg, 0.9, m) if v.name in val_names else m
-    _write_maps(tmp_path, sets, shifted)
+    _write_maps(_part(tmp_path), sets, shifted)
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"),
                                   threshold_sources=("oracle", "val"))
-    vol, _ = scoring.score_part(tmp_path, sets, {"method": "m"}, opts)
+    vol, _ = score_part(_part(tmp_path), sets, {"method": "m"}, opts)
     assert (vol.loc[vol.threshold_source == "val", "threshold"] == np.float32(0.9)).all()
     assert (vol.loc[vol.threshold_source == "val", "dice"] == 0.0).all()  # nothing >= 0.9
     assert (vol.loc[vol.threshold_source == "oracle", "dice"] == 1.0).all()
@@ -148,8 +159,8 @@ def test_only_the_oracle_may_read_test_data():
 
 
 def test_default_postprocessing_and_all_voxel_auc(tmp_path, sets):
-    _write_maps(tmp_path, sets, _perfect)
-    vol, _ds = scoring.score_part(tmp_path, sets, {"method": "m"},
+    _write_maps(_part(tmp_path), sets, _perfect)
+    vol, _ds = score_part(_part(tmp_path), sets, {"method": "m"},
                                  scoring.ScoringOptions(auc_region="all"))
     assert (vol["postprocess"] == "erode3_2d+median5+cc7_26").all()
     assert (vol["auc_region"] == "all").all()
@@ -163,8 +174,8 @@ def test_reconstruction_quality_and_l1_ratio(tmp_path, sets):
     def recon(v):
         r = np.clip(v.image + 0.01, 0, 1) * v.mask
         return r if v.seg is None else np.where(v.seg, 0.0, r)
-    _write_maps(tmp_path, sets, _perfect, recon)
-    rec, pooled = scoring.score_reconstruction(tmp_path, sets, {"method": "m"},
+    _write_maps(_part(tmp_path), sets, _perfect, recon)
+    rec, pooled = score_reconstruction(_part(tmp_path), sets, {"method": "m"},
                                                histograms_path=tmp_path / "h.npz")
     with np.load(tmp_path / "h.npz") as h:  # pooled counts: every brain voxel counted once
         n_brain = sum(int(load_volume(r).mask.sum()) for r in sets["IXI"]["test"])
@@ -183,20 +194,20 @@ def test_reconstruction_quality_and_l1_ratio(tmp_path, sets):
 
 
 def test_contrast_levels_are_scored_against_unshifted_val_thresholds(tmp_path, sets):
-    _write_maps(tmp_path, sets, _perfect)
-    shifted = scoring.contrast_dir(tmp_path, 0.3)
-    _write_maps(shifted, {d: {"test": s["test"]} for d, s in sets.items()}, _perfect)
-    assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 0.3]
+    part = _part(tmp_path)
+    _write_maps(part, sets, _perfect)
+    _write_maps(part, {d: {"test": s["test"]} for d, s in sets.items()}, _perfect, contrast=0.3)
+    assert part.contrast_levels() == [0.3, 1.0]
     opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"))
-    vol, _ds, rec = scoring.score_all(tmp_path, sets, {"method": "m"}, opts)
+    vol, _ds, rec = scoring.score_all(part, sets, {"method": "m"}, opts)
     assert "contrast" not in vol and rec.empty  # per_*.csv: the part's own maps only
-    shift = scoring.score_domain_shift(tmp_path, sets, {"method": "m"}, opts)
+    shift = score_domain_shift(part, sets, {"method": "m"}, opts)
     assert set(shift["contrast"]) == {1.0, 0.3}
     oracle = shift[(shift.metric == "best_dice_pooled")].set_index("contrast")["value"]
     assert oracle[0.3] == oracle[1.0] == 1.0  # the same perfect maps at both levels
     fpr = shift[(shift.metric == "threshold") & (shift.threshold_source == "fpr5")]
     assert fpr["value"].nunique() == 1  # from the unshifted healthy val maps at every level
-    x = scoring.contrast_transform(2.0)(__import__("torch").tensor([0.5, 1.0]))
+    x = contrast_transform(2.0)(__import__("torch").tensor([0.5, 1.0]))
     assert x.tolist() == [0.25, 1.0]
 
 
@@ -204,25 +215,26 @@ def test_evaluate_cli_rescores_from_cached_maps(tmp_path, toy_root, sets):
     from benchmark.cli import main
 
     run = tmp_path / "run"
-    part = run / "m" / "t2" / "fold0"
+    part = RunDir(run).part("m", "t2", 0)
     _write_maps(part, sets, _perfect)
     (run / "config.json").write_text(json.dumps({
         "profile": {"name": "smoke"}, "data_root": str(toy_root), "fold_scheme": "disjoint",
         "cohorts": ["Brats21"]}))
-    (part / "done.json").write_text("{}")
+    part.mark_done(part.path / "best-main.ckpt", {"variant": "x"})
     assert main(["evaluate", str(run), "--postprocess", "median3", "--thresholds",
                  "oracle,fpr5", "--auc-region", "all"]) == 0
     df = pd.read_csv(run / "per_volume.csv")
     assert set(df["threshold_source"]) == {"oracle", "fpr5"}
     assert (df["postprocess"] == "median3").all() and (df["auc_region"] == "all").all()
     assert (run / "per_dataset.csv").is_file()
+    assert (df["variant"] == "x").all()  # the part's recorded tags are kept
     assert main(["evaluate", str(run), "--postprocess", "median4"]) == 2  # bad tag: clean error
 
 
 def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets):
     import torch
 
-    from benchmark.evaluate import load_maps
+    from benchmark.inference import load_maps
     from benchmark.method import AnomalyOutput
 
     class Identity(torch.nn.Module):  # anomaly map = the input it was given
@@ -232,10 +244,10 @@ def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets)
             return AnomalyOutput(anomaly_map=x.clone(), reconstruction=x.clone())
 
     small = {"Brats21": {"test": sets["Brats21"]["test"][:1]}}
-    scoring.infer_contrast_levels(Identity(), small, tmp_path, torch.device("cpu"),
-                                  levels=(1.0, 2.0))
-    assert [c for c, _ in scoring.contrast_levels_cached(tmp_path)] == [1.0, 2.0]
-    cached = load_maps(scoring.contrast_dir(tmp_path, 2.0), "Brats21", "test")
+    part = _part(tmp_path)
+    infer_contrast_levels(Identity(), small, part, torch.device("cpu"), levels=(1.0, 2.0))
+    assert part.contrast_levels() == [1.0, 2.0]
+    cached = load_maps(part, "Brats21", "test", contrast=2.0)
     image = load_volume(small["Brats21"]["test"][0]).image
     np.testing.assert_allclose(cached["anomaly"][0], image ** 2, rtol=1e-6)
 
@@ -244,7 +256,7 @@ def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets)
 def test_cpu_peak_memory_covers_one_part_only():
     # inference's CPU peak memory is reset per part: a big allocation before the reset
     # (an earlier method in the same process) must not show up in the next part's number
-    from benchmark.evaluate import peak_rss_mb, reset_peak_rss
+    from benchmark.inference import peak_rss_mb, reset_peak_rss
 
     big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
     before = peak_rss_mb()

@@ -6,9 +6,7 @@ Not an experiment itself (no ``configure_parser``/``main``), so the CLI does not
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +19,17 @@ from benchmark.data.loader import Volume, load_volume
 from benchmark.diffusion.method import DiffusionMethod
 from benchmark.metrics import auprc
 from benchmark.postprocess import PostProcess
+from benchmark.rundir import Part, RunDir
 
 DIFFUSION_METHODS = ("ddpm", "pddpm", "cddpm")
 
 
-@dataclass
-class Part:
-    """One trained (method, sequence, fold) of a run."""
-
-    method: str
-    sequence: str
-    fold: int
-    path: Path
-
-    @property
-    def checkpoint(self) -> Path:
-        done = self.path / "done.json"
-        if done.is_file():
-            name = json.loads(done.read_text()).get("checkpoint")
-            if name and (self.path / name).is_file():
-                return self.path / name
-        for name in ("best-main.ckpt", "best.ckpt"):
-            if (self.path / name).is_file():
-                return self.path / name
-        raise FileNotFoundError(f"no checkpoint in {self.path} (expected best-main.ckpt)")
-
-    def load(self, device: torch.device) -> DiffusionMethod:
-        method = load_method(self.checkpoint)
-        if not isinstance(method, DiffusionMethod):
-            raise TypeError(f"{self.path}: {self.method} is not a diffusion method")
-        return method.to(device).eval()
+def load_diffusion(part: Part, device: torch.device) -> DiffusionMethod:
+    """The part's trained diffusion method, from the checkpoint its done.json names."""
+    method = load_method(part.checkpoint())
+    if not isinstance(method, DiffusionMethod):
+        raise TypeError(f"{part.path}: {part.method} is not a diffusion method")
+    return method.to(device).eval()
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, methods: str) -> None:
@@ -67,45 +46,25 @@ def add_common_arguments(parser: argparse.ArgumentParser, methods: str) -> None:
                         help="output folder (default <run>/experiments)")
 
 
-def run_config(run: Path) -> dict:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run}: no config.json - not a finished run directory")
-    return json.loads(path.read_text())
-
-
 def find_parts(run: Path, methods: Sequence[str], sequence: str | None,
                fold: int | None) -> dict[str, Part]:
-    """{method: Part} for the requested methods that were trained in the run."""
-    config = run_config(run)
-    sequence = sequence or config["sequences"][0]
+    """{method: Part} for the requested methods that finished in the run (lowest fold
+    unless one is given; the run's first sequence unless one is given)."""
+    rd = RunDir(run)
+    sequence = sequence or rd.config()["sequences"][0]
     found = {}
-    for name in methods:
-        folds = sorted(p for p in (Path(run) / name / sequence).glob("fold*") if p.is_dir())
-        if fold is not None:
-            folds = [p for p in folds if p.name == f"fold{fold}"]
-        if folds:
-            path = folds[0]
-            found[name] = Part(name, sequence, int(path.name[4:]), path)
+    for part in rd.find_parts(list(methods), sequence, fold):
+        found.setdefault(part.method, part)
     if not found:
         raise FileNotFoundError(
-            f"{run}: none of {', '.join(methods)} trained for sequence {sequence}"
+            f"{run}: none of {', '.join(methods)} finished for sequence {sequence}"
             + (f", fold {fold}" if fold is not None else ""))
     return found
 
 
 def evaluation_sets(run: Path, part: Part, max_volumes: int | None) -> dict[str, dict[str, list]]:
     """The run's {dataset: {split: records}} for this part's sequence and fold."""
-    from benchmark.data.module import BenchmarkDataModule, DataConfig
-
-    config = run_config(run)
-    cap = config["profile"].get("max_test_volumes")
-    caps = [c for c in (cap, max_volumes) if c is not None]
-    data = BenchmarkDataModule(DataConfig(
-        root=Path(config["data_root"]), sequence=part.sequence, fold=part.fold,
-        fold_scheme=config.get("fold_scheme", "disjoint"),
-        max_test_volumes=min(caps) if caps else None, cohorts=config.get("cohorts")))
-    return data.evaluation_sets()
+    return RunDir(run).evaluation_sets(part, max_volumes)
 
 
 def test_volumes(sets: dict, dataset: str) -> list[Volume]:
@@ -156,7 +115,6 @@ def to_volume(t: Tensor) -> np.ndarray:
 
 
 def out_dir(args: argparse.Namespace, name: str) -> Path:
-    path = (args.out or Path(args.run_dir) / "experiments") / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """``<run>/experiments/<name>`` (or ``--out``/<name>)."""
+    return RunDir(args.run_dir).experiment_dir(name, args.out)
 

@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     if "cddpm" not in parts:
         raise SystemExit("conditioning: the run has no trained cddpm")
     device = torch.device(args.device)
-    models = {name: part.load(device) for name, part in parts.items()}
+    models = {name: common.load_diffusion(part, device) for name, part in parts.items()}
     sets = common.evaluation_sets(args.run_dir, parts["cddpm"], args.max_volumes)
     x0, mask = _slices(sets, args.max_volumes, args.slices)
     rows, images = [], {}

@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows, hists = [], {}
     for name, part in parts.items():
-        method = part.load(torch.device(args.device))
+        method = common.load_diffusion(part, torch.device(args.device))
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         unhealthy = [d for d in sets if d != common.healthy_dataset() and sets[d].get("test")]
         cohort = args.cohort or (unhealthy[0] if unhealthy else None)

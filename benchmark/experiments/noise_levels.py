@@ -7,7 +7,7 @@ For every diffusion method of the run, every labelled test cohort and every t in
 fresh noise; the map |x - x_rec| is scored as ``benchmark.scoring`` scores it (eroded brain
 mask, 3D median filter, voxel AUPRC inside the brain). "ens" is the average of the
 reconstructions at 250, 500 and 750 (each with its own noise, as the paper's ENS).
-Writes noise_levels.csv (method, dataset, t, auprc_mean, auprc_std, n_volumes) and
+Writes noise_levels.csv (method, dataset, t, auprc [mean over volumes], auprc_std, n_volumes) and
 noise_levels.png (one panel per cohort) under <run>/experiments/noise-levels/.
 """
 from __future__ import annotations
@@ -57,8 +57,8 @@ def _plot(frame: pd.DataFrame, path) -> None:
         for i, (method, rows) in enumerate(sub.groupby("method")):
             color = f"C{i}"
             line = rows[rows["t"] != "ens"]
-            ax.plot(line["t"].astype(int), line["auprc_mean"], "o-", color=color, label=method)
-            ens = rows[rows["t"] == "ens"]["auprc_mean"]
+            ax.plot(line["t"].astype(int), line["auprc"], "o-", color=color, label=method)
+            ens = rows[rows["t"] == "ens"]["auprc"]
             if len(ens):
                 ax.axhline(float(ens.iloc[0]), color=color, ls="--", label=f"{method}$^{{ens}}$")
         ax.set(title=dataset, xlabel="$t_{test}$", ylabel="AUPRC")
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows = []
     for name, part in parts.items():
-        method = part.load(torch.device(args.device))
+        method = common.load_diffusion(part, torch.device(args.device))
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         for dataset in sets:
             volumes = [v for v in common.test_volumes(sets, dataset) if v.seg is not None]
@@ -84,14 +84,14 @@ def main(args: argparse.Namespace) -> int:
             for t, values in _sweep(method, volumes, steps, args.slice_stride).items():
                 arr = np.array(values, dtype=float)
                 rows.append({"method": name, "sequence": part.sequence, "fold": part.fold,
-                             "dataset": dataset, "t": t, "auprc_mean": np.nanmean(arr),
+                             "dataset": dataset, "t": t, "auprc": np.nanmean(arr),
                              "auprc_std": np.nanstd(arr), "n_volumes": int(np.isfinite(arr).sum())})
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "noise-levels")
     frame.to_csv(out / "noise_levels.csv", index=False)
     _plot(frame, out / "noise_levels.png")
-    print(frame.pivot_table(index=["method", "dataset"], columns="t", values="auprc_mean",
+    print(frame.pivot_table(index=["method", "dataset"], columns="t", values="auprc",
                             sort=False).round(3).to_string())
     print(f"\nwrote {out / 'noise_levels.csv'} and {out / 'noise_levels.png'}")
     return 0

@@ -12,27 +12,28 @@ disagreements on protocol tags are flagged (see `consistency_flags`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..rundir import TAGS_COLUMN, RunDir, decode_tags
+
 # Columns that identify a result row (never metrics, even when numeric).
 ID_COLUMNS = ("method", "fold", "dataset", "sequence", "volume", "threshold_source")
 # Numeric columns that describe a row instead of scoring it.
 NON_METRIC_NUMERIC = frozenset({
-    "fold", "threshold", "seed", "protocol_version", "pretrained", "epoch", "t",
+    "fold", "threshold", "seed", "protocol_version", "epoch", "step", "t", "contrast",
     "n_volumes", "fpr_target", "run_dir",
     # voxel counts written by the protocol: context for a row, not something to rank by
     "tp", "fp", "fn", "predicted_voxels", "lesion_voxels", "anomalous_voxels", "healthy_voxels",
-    "n_lesions", "lesions_detected",  # counts behind detection_rate (pooled in strata.py)
+    "n_lesions", "lesions_detected",
 })
-# Tags that make two result rows different entries of the leaderboard (e.g. an ImageNet
-# backbone run with random weights must never sit unmarked beside a pretrained one).
-# (the names methods give them in result_tags(): a tag missing here would be read as a metric)
-VARIANT_TAGS = ("variant", "pretrained", "ens", "test_t", "ssl", "pretrain", "cond_dim")
+# A method's result tags (its result_tags(): e.g. pretrained=False, ens=True) make two
+# result rows different leaderboard entries, so variants are never averaged together.
+# Rows carry them in the `tags` column (a JSON object, written by the runner from the
+# part's record); which columns are tags is read from there, never from a list here.
 # Tags that must agree across everything that is compared in one table.
 CONSISTENCY_TAGS = ("protocol_version", "postprocess", "profile", "auc_region", "data_source")
 
@@ -84,30 +85,36 @@ class RunSet:
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """Numeric columns that score a row: anything numeric that is not an id or a tag."""
-    skip = set(ID_COLUMNS) | NON_METRIC_NUMERIC | set(VARIANT_TAGS) | set(CONSISTENCY_TAGS)
-    skip |= {"entry", "hardware", "device", "run_dir", "flags"}
+    skip = set(ID_COLUMNS) | NON_METRIC_NUMERIC | set(tag_keys(df)) | set(CONSISTENCY_TAGS)
+    skip |= {"entry", "hardware", "device", "run_dir", "flags", TAGS_COLUMN}
     return [c for c in df.columns
             if c not in skip and pd.api.types.is_numeric_dtype(df[c])
             and not pd.api.types.is_bool_dtype(df[c])]
 
 
+def row_tags(df: pd.DataFrame) -> pd.Series:
+    """Each row's result tags ({} for rows without any), from the `tags` column."""
+    if TAGS_COLUMN not in df.columns:
+        return pd.Series([{}] * len(df), index=df.index, dtype=object)
+    cache: dict = {}
+    return df[TAGS_COLUMN].map(lambda t: cache.setdefault(t, decode_tags(t)))
+
+
+def tag_keys(df: pd.DataFrame) -> list[str]:
+    """Every tag name recorded on some row, in first-seen order."""
+    seen: dict[str, None] = {}
+    for tags in row_tags(df).drop_duplicates().tolist() if TAGS_COLUMN in df.columns else []:
+        seen.update(dict.fromkeys(tags))
+    return list(seen)
+
+
 def entry_names(df: pd.DataFrame) -> pd.Series:
-    """Leaderboard entry per row: the method name plus any variant tag, e.g.
-    `rd [pretrained=False]`, so that variants are never averaged together."""
-    names = df["method"].astype(str)
-    for tag in VARIANT_TAGS:
-        if tag not in df.columns:
-            continue
-        values = df[tag]
-        present = values.notna() & (values.astype(str) != "")
-        if tag == "variant":
-            names = names.where(~present, names + "-" + values.astype(str))
-            continue
-        # pretrained=True is the normal case; only the unusual value is spelled out.
-        unusual = present & ~values.astype(str).str.lower().isin(["true", "1"]) \
-            if tag == "pretrained" else present
-        names = names.where(~unusual, names + f" [{tag}=" + values.map(_tag_text) + "]")
-    return names
+    """Leaderboard entry per row: the method name plus each of its recorded result tags,
+    e.g. `rd [pretrained=False] [backbone=wide_resnet50_2]`, so that variants are never
+    averaged together."""
+    suffix = row_tags(df).map(lambda tags: "".join(f" [{k}={_tag_text(v)}]"
+                                                   for k, v in tags.items()))
+    return df["method"].astype(str) + suffix
 
 
 def _tag_text(value) -> str:
@@ -139,10 +146,10 @@ def load_run(run_dir: str | Path) -> RunSet:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
-    tables = {}
+    tables, run = {}, RunDir(run_dir)
     for name in SCHEMAS:
-        path = run_dir / name
-        if path.is_file():
+        path = run.find_table(name)
+        if path is not None:
             df = _read_csv(path, name)
             df["run_dir"] = str(run_dir)
             df["entry"] = entry_names(df)
@@ -151,13 +158,9 @@ def load_run(run_dir: str | Path) -> RunSet:
         raise FileNotFoundError(f"{run_dir}: neither per_volume.csv nor per_dataset.csv "
                                 "found; is this a run directory?")
     jsons = {}
-    for name in ("config.json", "environment.json"):
-        path = run_dir / name
-        if path.is_file():
-            try:
-                jsons[name] = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if run.exists():
+        jsons["config.json"] = run.config()
+    jsons["environment.json"] = run.environment()
     if "timings.csv" in tables:
         tables["timings.csv"] = _fill_hardware(tables["timings.csv"],
                                                jsons.get("environment.json", {}))

@@ -2,14 +2,13 @@
 
 For one test volume: the input and ground truth are read from the run's data root
 (config.json `data_root`, through the one loader), the anomaly map and reconstruction
-of every method from `<run>/<method>/<sequence>/fold<k>/maps/<dataset>_<split>.npz`
-(written by benchmark/evaluate.py). The axial slice shown is the one with the largest
+of every method from its part's cached maps (benchmark.rundir.Part.maps_path, written
+by benchmark/inference.py). The axial slice shown is the one with the largest
 lesion area unless one is given. No model is run.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +42,17 @@ def case_rows(run_dirs: list[str | Path], dataset: str, volume: str, *, fold: in
     "reconstruction" (None for methods without one), "anomaly_map", "ground_truth".
     """
     from ..data.loader import load_volume
+    from ..rundir import RunDir
 
     found = []
-    for run in map(Path, run_dirs):
-        for path in sorted(run.glob(f"*/*/fold{fold}/maps/{dataset}_{split}.npz")):
-            found.append((run, path.parents[3].name, path))
+    for run in map(RunDir, run_dirs):
+        for part in run.find_parts(fold=fold):
+            if part.has_maps(dataset, split):
+                found.append((run, part.method, part.maps_path(dataset, split)))
     if not found:
         raise FileNotFoundError(f"no cached maps {dataset}_{split}.npz for fold {fold} in "
                                 f"{[str(r) for r in run_dirs]}")
-    config_path = found[0][0] / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: needed for the data root of the inputs")
-    root = Path(json.loads(config_path.read_text())["data_root"])
+    root = Path(found[0][0].config()["data_root"])
     vol = load_volume(_record(root, dataset, split, volume))
     z = lesion_slice(vol.seg) if slice_index is None else slice_index
     rows, labels = [], []

@@ -118,7 +118,7 @@ def volume_table(rs: RunSet) -> pd.DataFrame:
 def sites_from_data_roots(rs: RunSet, datasets: set[str]) -> dict[tuple[str, str], str]:
     """(dataset, volume) -> site from the `site` column of the split CSVs under each run's
     data root (config.json), for runs scored before per_volume.csv carried the site."""
-    from ..data.layout import DataLayoutError, data_dir
+    from ..data.layout import DataLayoutError, data_dir, split_file
 
     found = {}
     for config in rs.configs.values():
@@ -128,7 +128,7 @@ def sites_from_data_roots(rs: RunSet, datasets: set[str]) -> dict[tuple[str, str
         except DataLayoutError:
             continue
         for dataset in datasets if splits else ():
-            csv = splits / f"{dataset}_test.csv"
+            csv = split_file(splits, f"{dataset}_test")
             if not csv.is_file():
                 continue
             df = pd.read_csv(csv)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.layout import HEALTHY_COHORT
+from ..rundir import RunDir
 
 # binarised map colours: background, true positive, false positive, false negative
 BINARY_PALETTE = [(0, 0, 0), (40, 200, 80), (230, 50, 50), (60, 110, 255)]
@@ -85,10 +85,10 @@ def find_parts(run_dirs: list[Path], fold: int) -> pd.DataFrame:
     """Cached test maps: one row per (run, method, sequence, dataset) of the fold."""
     rows = []
     for run in run_dirs:
-        for path in sorted(Path(run).glob(f"*/*/fold{fold}/maps/*_test.npz")):
-            rows.append({"run": Path(run), "method": path.parents[3].name,
-                         "sequence": path.parents[2].name,
-                         "dataset": path.name[:-len("_test.npz")], "path": path})
+        for part in RunDir(run).find_parts(fold=fold):
+            for dataset in part.cached_datasets("test"):
+                rows.append({"run": Path(run), "method": part.method, "sequence": part.sequence,
+                             "dataset": dataset, "path": part.maps_path(dataset, "test")})
     return pd.DataFrame(rows, columns=["run", "method", "sequence", "dataset", "path"])
 
 
@@ -118,8 +118,8 @@ def browser_volumes(run_dirs: list[Path], options: BrowserOptions | None = None
                     f" in: {where}")]
     tables, roots = {}, {}
     for run in parts["run"].unique():
-        config = run / "config.json"
-        root = json.loads(config.read_text()).get("data_root") if config.is_file() else None
+        config = RunDir(run).config() if RunDir(run).exists() else {}
+        root = config.get("data_root")
         if not root or not Path(root).exists():
             notes.append(f"{run}: data root {root!r} (config.json) is not on this machine; "
                          "its maps are not shown")

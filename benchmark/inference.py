@@ -1,13 +1,15 @@
-"""The only path from a trained method to results: inference -> cached maps -> scores.
+"""Inference: the only path from a trained method to cached anomaly maps.
 
 Inference runs once per (method, sequence, fold): every volume of every evaluation set
 goes through ``method.predict_volume`` (all slices of a volume in one batch) and the
-anomaly maps (and reconstructions) are cached in ``<part>/maps/<dataset>_<split>.npz``.
-Scoring (:mod:`benchmark.scoring`) reads only those caches, so a finished run can be
-re-scored with other post-processing or thresholds without running any model again.
+anomaly maps (and reconstructions) are cached in the part's ``maps/<dataset>_<split>.npz``
+(:class:`benchmark.rundir.Part`). Scoring (:mod:`benchmark.scoring`) reads only those
+caches, so a finished run can be re-scored with other post-processing or thresholds
+without running any model again.
 """
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -34,13 +36,9 @@ def _to_volume(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return t[:, 0].permute(1, 2, 0).float().cpu().numpy().astype(dtype)
 
 
-def maps_path(part: Path, dataset: str, split: str) -> Path:
-    return Path(part) / "maps" / f"{dataset}_{split}.npz"
-
-
-def load_maps(part: Path, dataset: str, split: str) -> dict[str, np.ndarray]:
+def load_maps(part, dataset: str, split: str, contrast: float = 1.0) -> dict[str, np.ndarray]:
     """{"names": (V,), "anomaly": (V, H, W, D), "reconstruction": (V, H, W, D) if any}."""
-    path = maps_path(part, dataset, split)
+    path = part.maps_path(dataset, split, contrast)
     if not path.is_file():
         raise FileNotFoundError(f"no cached maps for {dataset}/{split}: {path}")
     with np.load(path, allow_pickle=False) as f:
@@ -48,19 +46,21 @@ def load_maps(part: Path, dataset: str, split: str) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]], part: Path,
+def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]], part,
           device: torch.device, batch_size: int = 50, map_dtype: str = "float32",
-          progress: bool = False, input_transform=None) -> dict[str, float]:
-    """Run the method on every volume of ``sets`` and cache the maps; returns timings.
+          progress: bool = False, input_transform=None, contrast: float = 1.0
+          ) -> dict[str, float]:
+    """Run the method on every volume of ``sets`` and cache the maps in ``part`` (a
+    benchmark.rundir.Part); returns timings.
 
-    input_transform: optional function on (D, 1, H, W) inputs (e.g. a contrast change for
-    the domain-shift experiments); the cached maps then belong to the transformed input.
+    input_transform: optional function on (D, 1, H, W) inputs (the domain-shift study's
+    x ** contrast); the maps are then cached as the part's maps at ``contrast``.
     """
     if map_dtype not in MAP_DTYPES:
         raise ValueError(f"unknown map dtype {map_dtype!r}; allowed: {', '.join(MAP_DTYPES)}")
     dtype = MAP_DTYPES[map_dtype]
     method.eval().to(device)
-    (Path(part) / "maps").mkdir(parents=True, exist_ok=True)
+    part.maps_dir(contrast).mkdir(parents=True, exist_ok=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     else:
@@ -98,7 +98,7 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
         arrays = {"names": np.array(names), "anomaly": np.stack(anomaly)}
         if len(recon) == len(anomaly):
             arrays["reconstruction"] = np.stack(recon)
-        np.savez_compressed(maps_path(part, dataset, split), **arrays)
+        _save_maps(part.maps_path(dataset, split, contrast), arrays)
     if bar is not None:
         bar.close()
     timed = seconds[1:] if len(seconds) > 1 else seconds  # the first volume is the warm-up
@@ -110,6 +110,13 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
     return {"infer_seconds_per_volume": median,
             "slices_per_second": n_slices / median if median > 0 else float("nan"),
             "peak_memory_mb": peak_mb, "n_volumes_timed": len(timed)}
+
+
+def _save_maps(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically: a reader never sees a half-written maps file."""
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def reset_peak_rss() -> bool:
