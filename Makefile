@@ -4,18 +4,22 @@
 #   make run ARGS="--methods thresh,ae --profile smoke"
 #   make test                                  # python -m pytest -q
 #   make test ARGS="tests/test_metrics.py -x"
-# Without make: python3 tools/bootstrap.py run|test [ARGS...]. Torch choice and other
+#   make perf                                  # python -m pytest perf: the speed suite (perf/README.md)
+# Without make: python3 tools/bootstrap.py run|test|perf [ARGS...]. Torch choice and other
 # settings (TORCH_SPEC, TORCH_INDEX_URL, UAD_BENCH_VENV): see tools/bootstrap.py.
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: run test setup
+.PHONY: run test perf setup
 
 run:
 	$(PYTHON) tools/bootstrap.py run $(ARGS)
 
 test:
 	$(PYTHON) tools/bootstrap.py test $(ARGS)
+
+perf:
+	$(PYTHON) tools/bootstrap.py perf $(ARGS)
 
 setup:
 	$(PYTHON) tools/bootstrap.py setup

@@ -163,6 +163,10 @@ def test_job_commands_pass_arguments_through():
         assert bootstrap.job_command("run", given) == ["-m", "benchmark", "run", *given]
     assert bootstrap.job_command("test", ["-x", "tests/test_metrics.py"]) == [
         "-m", "pytest", "-q", "-x", "tests/test_metrics.py"]
+    assert bootstrap.job_command("perf", ["--benchmark-compare"]) == [
+        "-m", "pytest", "perf", "--benchmark-compare"]
+    with pytest.raises(ValueError, match="expected run, test or perf"):
+        bootstrap.job_command("lint", [])
 
 
 def test_script_usage_and_torch_report():

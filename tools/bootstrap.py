@@ -2,6 +2,7 @@
 
     python3 tools/bootstrap.py run  [ARGS...]   # python -m benchmark run --methods cddpm,pddpm ARGS
     python3 tools/bootstrap.py test [ARGS...]   # python -m pytest -q ARGS
+    python3 tools/bootstrap.py perf [ARGS...]   # python -m pytest perf ARGS (speed suite)
     python3 tools/bootstrap.py setup            # only the environment
     python3 tools/bootstrap.py torch            # print the torch choice for this machine
 
@@ -43,6 +44,7 @@ STAMP_NAME = ".uad-bench-stamp.json"
 MAIN_JOB = ["-m", "benchmark", "run"]
 DEFAULT_METHODS = ["--methods", "cddpm,pddpm"]
 TEST_JOB = ["-m", "pytest", "-q"]
+PERF_JOB = ["-m", "pytest", "perf"]
 
 
 def log(message: str) -> None:
@@ -169,10 +171,13 @@ def job_command(task: str, args: list[str]) -> list[str]:
         return MAIN_JOB + ([] if given else DEFAULT_METHODS) + args
     if task == "test":
         return TEST_JOB + args
-    raise ValueError(f"unknown task {task!r}; expected run or test")
+    if task == "perf":
+        return PERF_JOB + args
+    raise ValueError(f"unknown task {task!r}; expected run, test or perf")
 
 
-USAGE = "usage: python3 tools/bootstrap.py {run,test,setup,torch} [ARGS...]"
+TASKS = ("run", "test", "perf", "setup", "torch")
+USAGE = f"usage: python3 tools/bootstrap.py {{{','.join(TASKS)}}} [ARGS...]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    if not argv or argv[0] not in ("run", "test", "setup", "torch"):
+    if not argv or argv[0] not in TASKS:
         print(USAGE, file=sys.stderr)
         return 2
     task, args = argv[0], argv[1:]
