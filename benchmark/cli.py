@@ -4,6 +4,7 @@
     run --methods cddpm,pddpm         train, evaluate and write a run directory
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
+    report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
     data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
@@ -105,6 +106,28 @@ def _int_list(text: str, flag: str) -> list[int]:
         raise CliError(f"{flag} {text!r}: expected comma-separated integers") from None
 
 
+def _epochs(text: str | None) -> int | dict[str, int] | None:
+    """``--epochs 100`` (every stage) or ``--epochs main=100,pretrain=20`` (by stage name)."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            value = int(text)
+            if value < 0:
+                raise ValueError
+            return value
+        out = {}
+        for item in text.split(","):
+            stage, _, n = item.partition("=")
+            if not stage.strip() or int(n) < 0:
+                raise ValueError
+            out[stage.strip()] = int(n)
+        return out
+    except ValueError:
+        raise CliError(f"--epochs {text!r}: expected N or STAGE=N,... (e.g. main=100,"
+                       "pretrain=20) with N >= 0") from None
+
+
 def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
     if args.data_root is not None:
         if not args.data_root.exists():
@@ -141,6 +164,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except (KeyError, ValueError) as exc:
             raise CliError(str(exc).strip('"')) from None
     folds = _int_list(args.folds, "--folds") if args.folds else None
+    from .curves import CurveOptions
+    from .train import SELECTION
+
+    curve_every = profile.curve_every if args.curve_every is None else args.curve_every
+    if curve_every < 0:
+        raise CliError(f"--curve-every {curve_every}: expected 0 (off) or a positive number")
+    if args.select_checkpoint not in SELECTION:
+        raise CliError(f"--select-checkpoint {args.select_checkpoint!r}; allowed: "
+                       f"{', '.join(SELECTION)}")
+    if args.select_checkpoint != "val_loss" and curve_every == 0:
+        raise CliError(f"--select-checkpoint {args.select_checkpoint} needs learning curves: "
+                       "pass --curve-every N")
+    curves = CurveOptions(every_n_epochs=curve_every,
+                          volumes=args.curve_volumes or profile.curve_volumes)
     root, source = _resolve_data_root(args, profile)
     # DDP re-runs this command per device: the children must write into the same run.
     run_id = args.run_id or os.environ.get("UAD_BENCH_RUN_ID") or new_run_id()
@@ -151,11 +188,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         folds=folds, overrides=overrides,
         trainer=TrainerOptions(accelerator=args.accelerator, devices=args.devices,
                                strategy=args.strategy, num_nodes=args.num_nodes,
-                               precision=args.precision, epochs=args.epochs,
-                               progress=not args.no_progress, logger=args.logger, seed=args.seed),
+                               precision=args.precision, epochs=_epochs(args.epochs),
+                               progress=not args.no_progress, logger=args.logger, seed=args.seed,
+                               select=args.select_checkpoint),
         fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
         cohorts=args.cohorts.split(",") if args.cohorts else None, map_dtype=args.map_dtype,
-        resume=args.resume, data_source=source,
+        resume=args.resume, data_source=source, curves=curves,
     )
     run_benchmark(cfg)
     if launch_rank() != 0:
@@ -183,7 +221,18 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
                    "already finished in --run-id")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE")
     p.add_argument("--config", type=Path, default=None, help="JSON/TOML hyperparameter file")
-    p.add_argument("--epochs", type=int, default=None, help="override every method's epochs")
+    p.add_argument("--epochs", default=None, metavar="N|STAGE=N,...",
+                   help="override the profile's epochs: N for every training stage, or by "
+                        "stage name, e.g. main=100,pretrain=20 (stages a method does not "
+                        "have are ignored)")
+    p.add_argument("--curve-every", type=int, default=None, metavar="N",
+                   help="learning curves: validation metrics every N epochs into "
+                        "<part>/curves.csv (default: the profile's; 0 = off)")
+    p.add_argument("--curve-volumes", type=int, default=None, metavar="K",
+                   help="validation volumes per set for each curve point (default: profile's)")
+    p.add_argument("--select-checkpoint", default="val_loss",
+                   help="checkpoint kept: val_loss (default), val_auprc_mean (unhealthy "
+                        "validation splits) or val_ssim; the last two need --curve-every")
     p.add_argument("--seed", type=int, default=3141)
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
@@ -258,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_evaluate)
     p = sub.add_parser("leaderboard", help="tables, significance tests, timings, plots")
     configure, main, _ = _optional("benchmark.leaderboard", "configure_parser", "main", "")
+    configure(p)
+    p.set_defaults(handler=main)
+    p = sub.add_parser("report", help="one self-contained HTML page of a leaderboard")
+    configure, main, _ = _optional("benchmark.report", "configure_parser", "main", "")
     configure(p)
     p.set_defaults(handler=main)
     data = sub.add_parser("data", help="synthetic default data; prepare/verify real data")

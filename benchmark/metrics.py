@@ -36,9 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "RankingCurve", "auprc", "auroc", "best_dice", "binarize", "confusion",
+    "LesionDetection", "RankingCurve", "auprc", "auroc", "best_dice", "binarize", "confusion",
     "dataset_ranking_metrics", "dice", "fpr_threshold", "intensity_histogram",
-    "kl_divergence", "l1_error", "l1_errors", "lpips_distance", "paper_entropy_difference",
+    "kl_divergence", "l1_error", "l1_errors", "lesion_detection", "lpips_distance",
+    "paper_entropy_difference",
     "precision", "psnr", "ranking_curve", "ranking_metrics", "recall", "ssim",
 ]
 
@@ -298,6 +299,51 @@ def recall(pred, labels) -> float:
     """tp / (tp + fn); NaN for empty ground truth."""
     c = confusion(pred, labels)
     return c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else float("nan")
+
+
+@dataclass(frozen=True)
+class LesionDetection:
+    """Lesions (connected components of the annotation) and how many a prediction hit.
+
+    Counts, not rates, so volumes pool: the pooled detection rate of a data set is
+    sum(detected) / sum(n_lesions), not the mean of the per-volume rates.
+    """
+
+    n_lesions: int
+    detected: int
+
+    @property
+    def rate(self) -> float:
+        """detected / n_lesions; NaN for a volume without lesions."""
+        return self.detected / self.n_lesions if self.n_lesions else float("nan")
+
+
+def lesion_detection(pred, labels, connectivity: int = 26,
+                     min_overlap: int = 1) -> LesionDetection:
+    """Lesion-level detection: which annotated lesions a binary prediction touches.
+
+    pred, labels: binary arrays of the same shape, e.g. (H, W, D); pred is the binarised,
+    post-processed map (``PostProcess.binarize``). A lesion is one connected component of
+    ``labels`` (connectivity 6, 18 or 26 in 3D, the protocol's 26 by default; 4 or 8 in
+    2D); it counts as detected when at least ``min_overlap`` of its voxels are predicted.
+    Dice hides a missed small lesion next to a found large one; this does not.
+    """
+    from scipy import ndimage as ndi
+
+    p, y = (np.asarray(a).astype(bool) for a in (pred, labels))
+    if p.shape != y.shape:
+        raise ValueError(f"pred {p.shape} and labels {y.shape} must have the same shape")
+    rank = {6: 1, 18: 2, 26: 3, 4: 1, 8: 2}.get(connectivity)
+    if rank is None or (y.ndim == 2) != (connectivity in (4, 8)) or rank > y.ndim:
+        raise ValueError(f"connectivity {connectivity} does not fit {y.ndim}D labels "
+                         "(3D: 6, 18, 26; 2D: 4, 8)")
+    if min_overlap < 1:
+        raise ValueError(f"min_overlap must be >= 1, got {min_overlap}")
+    components, n = ndi.label(y, structure=ndi.generate_binary_structure(y.ndim, rank))
+    if n == 0:
+        return LesionDetection(0, 0)
+    hits = np.bincount(components[p & y], minlength=n + 1)[1:]
+    return LesionDetection(int(n), int(np.count_nonzero(hits >= min_overlap)))
 
 
 def fpr_threshold(healthy_scores, fpr: float) -> float:

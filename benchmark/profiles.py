@@ -22,6 +22,8 @@ class Profile:
     max_train_volumes: int | None = None
     max_test_volumes: int | None = None
     eval_batch_size: int = 50
+    curve_every: int = 0            # learning-curve point every N epochs (0: none)
+    curve_volumes: int = 4          # validation volumes per set for each curve point
 
 
 PROFILES: dict[str, Profile] = {

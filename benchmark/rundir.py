@@ -27,7 +27,8 @@ import torch
 
 PACKAGES = ("torch", "lightning", "monai", "torchio", "numpy", "scipy", "scikit-learn",
             "pandas", "nibabel", "SimpleITK", "nilearn", "mlxtend", "uad-bench")
-RESULT_FILES = ("per_volume.csv", "per_dataset.csv", "timings.csv", "recon_quality.csv")
+RESULT_FILES = ("per_volume.csv", "per_dataset.csv", "timings.csv", "recon_quality.csv",
+                "curves.csv")
 
 
 def new_run_id(prefix: str = "run") -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from . import rundir, scoring
+from .curves import CURVES_FILE, CurveOptions, LearningCurves, validation_sets
 from .data.module import BenchmarkDataModule, DataConfig
 from .evaluate import infer
 from .profiles import Profile
@@ -43,6 +44,7 @@ class RunConfig:
     map_dtype: str = "float32"
     resume: bool = False
     data_source: str = "user"                # "user" or "synthetic-<size>"
+    curves: CurveOptions = field(default_factory=CurveOptions)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -70,15 +72,19 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
         max_test_volumes=cfg.profile.max_test_volumes, progress=cfg.trainer.progress,
         cohorts=cfg.cohorts,
     ), sampling=cls.sampling)
-    result = fit(method, data, part, cfg.profile, cfg.trainer)
+    sets = data.evaluation_sets()
+    ids = {"method": method_name, "fold": fold, "sequence": sequence,
+           "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
+    curves = None
+    if cfg.curves.enabled:
+        curves = LearningCurves(part / CURVES_FILE, validation_sets(sets, cfg.curves.volumes),
+                                cfg.curves, ids, batch_size=cfg.profile.eval_batch_size)
+    result = fit(method, data, part, cfg.profile, cfg.trainer, curves)
     if result.global_rank != 0:  # under DDP only rank 0 evaluates and writes
         return None
     rundir.write_json(part / "hparams.json", dict(method.hparams))
-    sets = data.evaluation_sets()
     timing = infer(method, sets, part, _device(cfg.trainer), cfg.profile.eval_batch_size,
                    cfg.map_dtype, progress=cfg.trainer.progress)
-    ids = {"method": method_name, "fold": fold, "sequence": sequence,
-           "profile": cfg.profile.name, "data_source": cfg.data_source, **method.result_tags()}
     per_volume, per_dataset, recon = scoring.score_all(part, sets, ids)
     rundir.write_csv(part / "per_volume.csv", per_volume)
     rundir.write_csv(part / "per_dataset.csv", per_dataset)
@@ -88,7 +94,8 @@ def run_part(cfg: RunConfig, method_name: str, sequence: str, fold: int) -> dict
            "device": _device(cfg.trainer).type, "hardware": rundir.hardware(),
            "n_params": method.n_params(), "train_seconds": result.train_seconds,
            "train_seconds_per_epoch": result.seconds_per_epoch,
-           "epochs": sum(result.epochs.values()), **timing}
+           "epochs": sum(result.epochs.values()), "checkpoint_selected_by": cfg.trainer.select,
+           **timing}
     rundir.write_csv(part / "timings.csv", pd.DataFrame([row]))
     rundir.write_json(part / "done.json", {"checkpoint": str(result.checkpoint.name), **row})
     return row

@@ -124,16 +124,18 @@ def _ranking(maps, labels, masks, opts) -> tuple[list[dict], dict]:
     return metrics.dataset_ranking_metrics(maps, labels)
 
 
-def _volume_rows(names, maps, labels, ranking, thresholds, opts, base) -> list[dict]:
+def _volume_rows(records, maps, labels, ranking, thresholds, opts, base) -> list[dict]:
     rows = []
-    for name, amap, seg, r in zip(names, maps, labels, ranking):
-        common = {**base, "volume": name, "auprc": r["auprc"], "auroc": r["auroc"],
-                  "lesion_voxels": int(np.count_nonzero(seg))}
+    for rec, amap, seg, r in zip(records, maps, labels, ranking):
+        common = {**base, "volume": rec.name, "auprc": r["auprc"], "auroc": r["auroc"],
+                  "lesion_voxels": int(np.count_nonzero(seg)),
+                  **({"site": rec.site} if rec.site else {})}
         if not thresholds:  # no threshold source had data: AUCs still count
             rows.append({**common, "threshold_source": "none", "threshold": np.nan,
                          "upper_bound": False, "dice": np.nan})
         for source, (thr, _) in thresholds.items():
-            c = metrics.confusion(opts.postprocess.binarize(amap, thr), seg)
+            pred = opts.postprocess.binarize(amap, thr)
+            c, found = metrics.confusion(pred, seg), metrics.lesion_detection(pred, seg)
             n_pred, n_gt = c["tp"] + c["fp"], c["tp"] + c["fn"]
             rows.append({
                 **common, "threshold_source": source, "threshold": thr,
@@ -141,7 +143,9 @@ def _volume_rows(names, maps, labels, ranking, thresholds, opts, base) -> list[d
                 "dice": 2 * c["tp"] / (n_pred + n_gt) if n_pred + n_gt else np.nan,
                 "precision": c["tp"] / n_pred if n_pred else np.nan,
                 "recall": c["tp"] / n_gt if n_gt else np.nan,
-                "tp": c["tp"], "fp": c["fp"], "fn": c["fn"], "predicted_voxels": n_pred})
+                "tp": c["tp"], "fp": c["fp"], "fn": c["fn"], "predicted_voxels": n_pred,
+                "n_lesions": found.n_lesions, "lesions_detected": found.detected,
+                "detection_rate": found.rate})
     return rows
 
 
@@ -171,6 +175,9 @@ def _dataset_rows(rows: pd.DataFrame, pooled: dict, thresholds, base) -> list:
         tp, fp, fn = (int(sel[c].sum()) for c in ("tp", "fp", "fn"))
         out.append(row(source, "dice_pooled",
                        2 * tp / (2 * tp + fp + fn) if tp + fp + fn else np.nan))
+        n_lesions = int(sel["n_lesions"].sum())  # lesions pool over volumes, rates do not
+        out.append(row(source, "detection_rate_pooled",
+                       sel["lesions_detected"].sum() / n_lesions if n_lesions else np.nan))
         for m in ("dice", "precision", "recall"):
             out += mean_std(source, sel, m)
         out.append(row(source, "threshold", thr))
@@ -215,10 +222,9 @@ def score_part(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None,
         maps, labels, masks = got
         thresholds = compute_thresholds(opts.threshold_sources, data.get, dataset, HEALTHY_COHORT)
         base = {**ids, "dataset": dataset, **opts.tags()}
-        names = [r.name for r in data.records(dataset, "test")]
         per_volume_ranking, pooled = _ranking(maps, labels, masks, opts)
-        volume_rows = _volume_rows(names, maps, labels, per_volume_ranking, thresholds, opts,
-                                   base)
+        volume_rows = _volume_rows(data.records(dataset, "test"), maps, labels,
+                                   per_volume_ranking, thresholds, opts, base)
         rows += volume_rows
         per_dataset += _dataset_rows(pd.DataFrame(volume_rows), pooled, thresholds, base)
         data.drop(dataset)

@@ -16,8 +16,13 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
+from .curves import LearningCurves
 from .method import AnomalyMethod
 from .profiles import Profile
+
+# checkpoint selection: --select-checkpoint name -> (logged key, mode)
+SELECTION = {"val_loss": ("val/loss", "min"), "val_auprc_mean": ("curve/val_auprc_mean", "max"),
+             "val_ssim": ("curve/val_ssim", "max")}
 
 
 @dataclass
@@ -27,10 +32,13 @@ class TrainerOptions:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str | None = None      # None: the method's GPU precision on GPU, fp32 on CPU
-    epochs: int | None = None         # override every method's profile epochs
+    epochs: int | dict[str, int] | None = None  # override the profile's epochs: every
+                                      # stage (int) or by stage name ({"main": 100})
     progress: bool = True
     logger: str = "csv"               # csv | tensorboard | wandb (if installed)
     seed: int = 3141                  # the authors' seed
+    select: str = "val_loss"          # checkpoint kept: a key of SELECTION (curve metrics
+                                      # need learning curves; they apply to the last stage)
 
 
 @dataclass
@@ -92,9 +100,43 @@ def load_checkpoint(method: AnomalyMethod, path: Path) -> AnomalyMethod:
     return method
 
 
+def stage_epochs(method: AnomalyMethod, stage: str, profile: Profile,
+                 override: int | dict[str, int] | None) -> int:
+    """Epochs of one stage: the override (for every stage, or this stage by name) or the
+    method's own for the profile."""
+    if isinstance(override, int):
+        return override
+    if override and stage in override:
+        return int(override[stage])
+    return method.stage_epochs(stage, profile.name)
+
+
+def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves | None
+                ) -> ModelCheckpoint:
+    if select not in SELECTION:
+        raise ValueError(f"unknown checkpoint selection {select!r}; allowed: {', '.join(SELECTION)}")
+    if select != "val_loss" and (curves is None or not curves.evaluate_maps):
+        if curves is None:
+            raise ValueError(f"--select-checkpoint {select} needs learning curves (--curve-every N)")
+        select = "val_loss"  # an earlier stage (e.g. pre-training) has no map metrics
+    monitor, mode = SELECTION[select]
+    return ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor=monitor,
+                           mode=mode, save_top_k=1, enable_version_counter=False,
+                           # a curve metric exists only on the curve's epochs
+                           every_n_epochs=curves.opts.every_n_epochs if select != "val_loss"
+                           else None,
+                           # weights only: parts are the unit of --resume, so optimiser
+                           # state is never read back and would double the file (RD: 1.3 GB)
+                           save_weights_only=True)
+
+
 def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profile: Profile,
-        options: TrainerOptions) -> FitResult:
-    """Train ``method`` through all its stages; returns the best checkpoint of the last one."""
+        options: TrainerOptions, curves: LearningCurves | None = None) -> FitResult:
+    """Train ``method`` through all its stages; returns the best checkpoint of the last one.
+
+    curves: record learning curves (benchmark.curves) in every stage; map metrics in the
+    last stage only.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(options.seed, workers=True, verbose=False)
     method.fit_statistics(data.statistics_dataloader())
@@ -104,22 +146,21 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
     if not method.requires_training:
         result.checkpoint = save_checkpoint(method, out_dir / "best-main.ckpt")
         return result
-    for stage in method.stages():
+    stages = method.stages()
+    for stage in stages:
         method.stage = stage
-        epochs = options.epochs if options.epochs is not None else method.stage_epochs(
-            stage, profile.name)
+        epochs = stage_epochs(method, stage, profile, options.epochs)
         result.epochs[stage] = epochs
         if epochs <= 0:
             continue
-        ckpt = ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor="val/loss",
-                               mode="min", save_top_k=1, enable_version_counter=False,
-                               # weights only: parts are the unit of --resume, so optimiser
-                               # state is never read back and would double the file (RD: 1.3 GB)
-                               save_weights_only=True)
+        if curves is not None:
+            curves.evaluate_maps = stage == stages[-1]
+        ckpt = _checkpoint(out_dir, stage, options.select, curves)
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
             strategy=options.strategy, num_nodes=options.num_nodes,
-            precision=_precision(method, options), callbacks=[ckpt, timer],
+            precision=_precision(method, options),
+            callbacks=[ckpt, timer] + ([curves] if curves is not None else []),
             logger=_logger(options.logger, out_dir, stage), default_root_dir=str(out_dir),
             enable_progress_bar=options.progress, enable_model_summary=False,
             limit_train_batches=profile.limit_train_batches,

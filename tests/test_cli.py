@@ -141,3 +141,21 @@ def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
     assert len(runs) == 1, "both processes must write into the same run directory"
     rows = pd.read_csv(runs[0] / "per_volume.csv")
     assert len(rows) == len(rows.drop_duplicates(["volume", "threshold_source"]))
+
+
+def test_epochs_override_every_stage_or_by_stage_name():
+    from benchmark.cli import CliError, _epochs
+    from benchmark.profiles import get_profile
+    from benchmark.registry import get_method
+    from benchmark.train import stage_epochs
+
+    cddpm = get_method("cddpm").from_profile("smoke")
+    quick = get_profile("quick")
+    assert _epochs(None) is None and _epochs("7") == 7
+    assert _epochs("main=100,pretrain=20") == {"main": 100, "pretrain": 20}
+    assert stage_epochs(cddpm, "pretrain", quick, _epochs("main=100")) == 3  # quick's own
+    assert stage_epochs(cddpm, "main", quick, _epochs("main=100")) == 100
+    assert stage_epochs(cddpm, "pretrain", quick, 5) == 5
+    for bad in ("x", "-1", "main=", "=3", "main=-2"):
+        with pytest.raises(CliError, match="--epochs"):
+            _epochs(bad)

@@ -271,3 +271,36 @@ def test_dataset_ranking_metrics_shares_sorts_and_matches():
     assert abs(pooled["auprc"] - average_precision_score(y_all, s_all)) < 1e-9
     assert abs(pooled["auroc"] - roc_auc_score(y_all, s_all)) < 1e-9
     assert (pooled["best_dice"], pooled["best_threshold"]) == _brute_best_dice(s_all, y_all)
+
+
+def test_lesion_detection_hand_computed():
+    y = np.zeros((6, 6, 6), bool)
+    y[0, 0, 0] = y[1, 1, 1] = True  # touch at a corner: one lesion (26), two (6)
+    y[4:6, 4:6, 4:6] = True  # a 2x2x2 cube: one lesion under every connectivity
+    pred = np.zeros_like(y)
+    pred[1, 1, 1] = True
+    pred[3, 3, 3] = True  # a false positive next to the cube does not detect it
+    assert M.lesion_detection(pred, y) == M.LesionDetection(n_lesions=2, detected=1)
+    six = M.lesion_detection(pred, y, connectivity=6)
+    assert (six.n_lesions, six.detected) == (3, 1) and six.rate == pytest.approx(1 / 3)
+    pred[5, 5, 5] = True  # one voxel of the cube: detected at min_overlap 1, not at 2
+    assert M.lesion_detection(pred, y).detected == 2
+    assert M.lesion_detection(pred, y, min_overlap=2).detected == 0
+    pred[0, 0, 0] = True  # now both voxels of the corner lesion
+    assert M.lesion_detection(pred, y, min_overlap=2).detected == 1
+    # 2D: diagonal neighbours are one lesion under 8-connectivity, two under 4
+    y2 = np.eye(3, dtype=bool)
+    assert M.lesion_detection(y2, y2, connectivity=8).n_lesions == 1
+    assert M.lesion_detection(y2, y2, connectivity=4).n_lesions == 3
+
+
+def test_lesion_detection_edge_cases():
+    empty = np.zeros((4, 4, 4), bool)
+    none = M.lesion_detection(np.ones_like(empty), empty)
+    assert (none.n_lesions, none.detected) == (0, 0) and np.isnan(none.rate)
+    with pytest.raises(ValueError, match="same shape"):
+        M.lesion_detection(empty, empty[:2])
+    with pytest.raises(ValueError, match="connectivity 8"):
+        M.lesion_detection(empty, empty, connectivity=8)
+    with pytest.raises(ValueError, match="min_overlap"):
+        M.lesion_detection(empty, empty, min_overlap=0)

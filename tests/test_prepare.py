@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from benchmark.data import prepare_steps as steps
+from benchmark.data.prepare import steps
 from benchmark.data.prepare import (
     configure_prepare_parser,
     configure_verify_parser,
@@ -26,10 +26,10 @@ from benchmark.data.prepare import (
     run_prepare,
     verify_main,
 )
-from benchmark.data.prepare_cohorts import COHORTS, discover, lesion_from_label
-from benchmark.data.prepare_layout import ixi_splits, val_test_split
-from benchmark.data.prepare_steps import RegistrationSettings, _nearest_downsample
-from benchmark.data.prepare_subject import PrepareSettings, prepare_subject
+from benchmark.data.prepare.cohorts import COHORTS, discover, lesion_from_label
+from benchmark.data.prepare.output import ixi_splits, val_test_split
+from benchmark.data.prepare.steps import RegistrationSettings, _nearest_downsample
+from benchmark.data.prepare.subject import PrepareSettings, prepare_subject
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = RegistrationSettings(shrink=(8,), smooth=(1.0,), sampling=0.1, iterations=40)

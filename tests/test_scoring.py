@@ -69,6 +69,54 @@ def test_perfect_maps_score_perfectly(tmp_path, sets):
         assert pooled[("IXI", src, "healthy_fpr")] == pytest.approx(rate, abs=0.01)
 
 
+def test_lesion_detection_per_volume_and_pooled(tmp_path, sets):
+    """Perfect maps on the first test volume only: its lesions are all found, the
+    second volume's (scored like healthy brain, below the oracle threshold) none."""
+    from scipy import ndimage as ndi
+
+    first = sets["Brats21"]["test"][0].name
+
+    def one(v, rng):
+        m = _perfect(v, rng)
+        return m if v.name == first or v.seg is None else np.where(v.seg, 0.1, m)
+    _write_maps(tmp_path, sets, one)
+    opts = scoring.ScoringOptions(postprocess=PostProcess.from_string("none"),
+                                  threshold_sources=("oracle",))
+    vol, ds = scoring.score_part(tmp_path, sets, {"method": "m"}, opts)
+    vol = vol.set_index("volume")
+    # lesions counted independently: components of the label, 26-connectivity
+    n = {r.name: ndi.label(load_volume(r).seg, np.ones((3, 3, 3)))[1]
+         for r in sets["Brats21"]["test"]}
+    assert all(k > 0 for k in n.values())
+    assert vol["n_lesions"].to_dict() == n
+    assert vol["lesions_detected"].to_dict() == {k: (v if k == first else 0)
+                                                 for k, v in n.items()}
+    assert vol["detection_rate"].to_dict() == {k: float(k == first) for k in n}
+    pooled = ds.set_index(["threshold_source", "metric"])["value"]
+    assert pooled[("oracle", "detection_rate_pooled")] == pytest.approx(
+        n[first] / sum(n.values()))
+
+
+def test_site_column_of_the_split_csv_is_kept(tmp_path, toy_root):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(toy_root, root)
+    csv = root / "Data" / "splits" / "Brats21_test.csv"
+    df = pd.read_csv(csv)
+    df.assign(site=["A", "B"] + [""] * (len(df) - 2)).to_csv(csv, index=False)
+    sets = BenchmarkDataModule(DataConfig(root=root, sequence="t2", fold=0,
+                                          max_test_volumes=2, cohorts=["Brats21"])
+                               ).evaluation_sets()
+    assert [r.site for r in sets["Brats21"]["test"]] == ["A", "B"]
+    assert {r.site for r in sets["IXI"]["test"]} == {None}  # no site column: no site
+    _write_maps(tmp_path / "part", sets, _perfect)
+    vol, _ = scoring.score_part(tmp_path / "part", sets, {"method": "m"},
+                                scoring.ScoringOptions(threshold_sources=("oracle",)))
+    assert vol.set_index("volume")["site"].to_dict() == {
+        r.name: s for r, s in zip(sets["Brats21"]["test"], "AB")}
+
+
 def test_val_threshold_comes_from_val_not_test(tmp_path, sets):
     val_names = {r.name for r in sets["Brats21"]["val"]}
 

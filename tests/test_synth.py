@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.data import synth, synth_subjects
-from benchmark.data.synth_anatomy import GRID_SHAPE, SPACING_MM
+from benchmark.data import synth
+from benchmark.data.synth import subjects as synth_subjects
+from benchmark.data.synth.anatomy import GRID_SHAPE, SPACING_MM
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ import argparse
 import numpy as np
 
 from benchmark.data.synth import SIZES, plan
-from benchmark.data.synth_render import get_site
-from benchmark.data.synth_subjects import UNHEALTHY, render_subject
+from benchmark.data.synth.render import get_site
+from benchmark.data.synth.subjects import UNHEALTHY, render_subject
 
 
 def normalise(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

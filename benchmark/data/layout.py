@@ -10,11 +10,16 @@ Split CSVs have a leading unnamed index column and the columns
 ``/Test/`` and are joined to ``<root>/Data``. IXI CSVs list T1 paths; the T2 rows are
 those named in ``avail_t2.csv`` with ``t1`` replaced by ``t2`` in the path.
 
-This module only reads CSVs and resolves paths; :mod:`benchmark.data.loader` reads images.
+This module owns the layout for readers and writers alike: the synthetic generator, the
+test fixture and ``data prepare`` build their paths with :func:`volume_paths` and write
+their CSVs with :func:`write_split`. :mod:`benchmark.data.loader` reads the images.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,8 +28,12 @@ import numpy as np
 import pandas as pd
 
 Sequence = Literal["t1", "t2"]
-SEQUENCES: tuple[str, ...] = ("t1", "t2")
+SEQUENCES: tuple[str, ...] = ("t1", "t2")             # what a run trains and tests on
+IMAGE_SEQUENCES: tuple[str, ...] = ("t1", "t2", "flair")  # what a data root may hold
 HEALTHY_COHORT = "IXI"
+HEALTHY_FOLDER = "ixi"                                # <root>/Data/Train/ixi
+SPLIT_COLUMNS: tuple[str, ...] = ("img_name", "age", "label", "img_path", "mask_path",
+                                  "seg_path")
 REQUIRED_COLUMNS = ("img_name", "img_path", "mask_path")
 N_FOLDS = 5
 
@@ -43,8 +52,50 @@ class VolumeRecord:
     image: Path
     mask: Path
     seg: Path | None  # None for healthy volumes
+    site: str | None = None  # the split CSV's optional `site` column (scanner / centre)
 
 
+# ---------------------------------------------------------------------------- writing
+def volume_paths(sid: str, sequences: Iterable[str], cohort: str | None = None,
+                 labelled: bool | None = None) -> dict[str, str]:
+    """Paths relative to ``Data/`` (leading '/') of one subject's files.
+
+    cohort None: a healthy training subject (``/Train/ixi/<seq>/<sid>_<seq>.nii.gz``);
+    otherwise a test set (``/Test/<cohort>/...``), labelled (a ``seg`` file) unless told.
+    Keys: each sequence, ``mask`` and, when labelled, ``seg``.
+    """
+    base = f"/Train/{HEALTHY_FOLDER}" if cohort is None else f"/Test/{cohort}"
+    paths = {seq: f"{base}/{seq}/{sid}_{seq}.nii.gz" for seq in sequences}
+    paths["mask"] = f"{base}/mask/{sid}_mask.nii.gz"
+    if labelled if labelled is not None else cohort is not None:
+        paths["seg"] = f"{base}/seg/{sid}_seg.nii.gz"
+    return paths
+
+
+def split_file(splits_dir: Path, name: str) -> Path:
+    return Path(splits_dir) / f"{name}.csv"
+
+
+def ixi_split_name(kind: Literal["train", "val"], fold: int) -> str:
+    return f"{HEALTHY_COHORT}_{kind}_fold{fold}"
+
+
+def write_split(splits_dir: Path, name: str, rows: Iterable[Mapping] | pd.DataFrame,
+                extra_columns: Iterable[str] = ()) -> str:
+    """Write ``<splits_dir>/<name>.csv`` as the authors do (leading unnamed index column,
+    :data:`SPLIT_COLUMNS` then ``extra_columns``); atomic; returns the text's sha256."""
+    columns = [*SPLIT_COLUMNS, *extra_columns]
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
+    text = frame.reindex(columns=columns).to_csv(index=True)
+    path = split_file(splits_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- reading
 def data_dir(root: Path) -> Path:
     """``root`` may be the folder that holds ``Data/`` or ``Data/`` itself."""
     root = Path(root).expanduser()
@@ -89,7 +140,7 @@ def _to_sequence(path: str, sequence: str) -> str:
 def sequence_of(path: str) -> str | None:
     """The sequence folder of a test path (``/Test/Brats21/t2/...`` -> ``t2``)."""
     parts = [p.lower() for p in Path(path).parts]
-    for seq in ("t1", "t2", "flair"):
+    for seq in IMAGE_SEQUENCES:
         if seq in parts:
             return seq
     return None
@@ -109,8 +160,14 @@ def records(ddir: Path, df: pd.DataFrame, csv: Path, cohort: str, sequence: str,
             name=str(row.img_name), cohort=cohort, sequence=sequence,
             image=_resolve(ddir, row.img_path, csv, "img_path"),
             mask=_resolve(ddir, row.mask_path, csv, "mask_path"), seg=seg,
+            site=_site(getattr(row, "site", None)),
         ))
     return out
+
+
+def _site(value) -> str | None:
+    """A site cell of a split CSV; empty or missing (NaN) is no site."""
+    return str(value) if isinstance(value, str) and value.strip() else None
 
 
 def _ixi_frame(ddir: Path, csv: Path, sequence: str) -> pd.DataFrame:
@@ -152,16 +209,17 @@ def healthy_splits(root: Path, sequence: str, fold: int, scheme: str = "disjoint
         raise ValueError(f"fold must be in 0..{N_FOLDS - 1}, got {fold}")
     ddir = data_dir(root)
     splits = ddir / "splits"
-    test_csv = splits / "IXI_test.csv"
+    test_csv = split_file(splits, f"{HEALTHY_COHORT}_test")
     test = _ixi_frame(ddir, test_csv, sequence)
     if scheme == "reference":
-        tr_csv, va_csv = splits / f"IXI_train_fold{fold}.csv", splits / f"IXI_val_fold{fold}.csv"
+        tr_csv = split_file(splits, ixi_split_name("train", fold))
+        va_csv = split_file(splits, ixi_split_name("val", fold))
         train, val = _ixi_frame(ddir, tr_csv, sequence), _ixi_frame(ddir, va_csv, sequence)
     elif scheme == "disjoint":
-        tr_csv = va_csv = splits / "IXI_train_fold0.csv"
-        frames = [_ixi_frame(ddir, splits / f"IXI_{s}_fold{k}.csv", sequence)
+        tr_csv = va_csv = split_file(splits, ixi_split_name("train", 0))
+        frames = [_ixi_frame(ddir, split_file(splits, ixi_split_name(s, k)), sequence)
                   for s in ("train", "val") for k in range(N_FOLDS)
-                  if (splits / f"IXI_{s}_fold{k}.csv").is_file()]
+                  if split_file(splits, ixi_split_name(s, k)).is_file()]
         if not frames:
             raise DataLayoutError(f"no IXI_train_fold*.csv / IXI_val_fold*.csv in {splits}")
         pool = pd.concat(frames).drop_duplicates("img_name")
@@ -195,10 +253,14 @@ def unhealthy_cohorts(root: Path, sequence: str) -> list[str]:
     return names
 
 
+def has_split(root: Path, cohort: str, split: Literal["val", "test"]) -> bool:
+    return split_file(data_dir(root) / "splits", f"{cohort}_{split}").is_file()
+
+
 def unhealthy_split(root: Path, cohort: str, split: Literal["val", "test"]) -> list[VolumeRecord]:
     """The labelled ``val`` or ``test`` volumes of an unhealthy cohort."""
     ddir = data_dir(root)
-    csv = ddir / "splits" / f"{cohort}_{split}.csv"
+    csv = split_file(ddir / "splits", f"{cohort}_{split}")
     df = read_split(csv)
     seq = sequence_of(str(df["img_path"].iloc[0]))
     if seq is None:

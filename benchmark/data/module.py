@@ -102,8 +102,7 @@ class BenchmarkDataModule(L.LightningDataModule):
                                         "val": self.records["val"][:cap]}}
         for cohort in self.test_cohorts():
             entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
-            val_csv = layout.data_dir(self.cfg.root) / "splits" / f"{cohort}_val.csv"
-            if val_csv.is_file():
+            if layout.has_split(self.cfg.root, cohort, "val"):
                 entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:cap]
             sets[cohort] = entry
         return sets

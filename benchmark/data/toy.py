@@ -12,6 +12,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from . import layout
+
 SHAPE = (96, 96, 50)
 COHORTS = {"Brats21": "t2", "MSLUB": "t2", "ATLAS_v2": "t1", "WMH": "t1"}
 _AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -41,14 +43,15 @@ def _save(array: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(array, _AFFINE), str(path))
 
 
-def _rows(kind: str, names: list[str], cohort_dir: str, seq: str, labelled: bool) -> pd.DataFrame:
-    return pd.DataFrame({
-        "img_name": names, "age": 50, "label": int(labelled),
-        "img_path": [f"/{kind}/{cohort_dir}/{seq}/{n}_{seq}.nii.gz" for n in names],
-        "mask_path": [f"/{kind}/{cohort_dir}/mask/{n}_mask.nii.gz" for n in names],
-        "seg_path": [f"/{kind}/{cohort_dir}/seg/{n}_seg.nii.gz" for n in names]
-        if labelled else [np.nan] * len(names),
-    })
+def _rows(names: list[str], cohort: str | None, seq: str) -> list[dict]:
+    """Split rows; cohort None: healthy IXI training subjects."""
+    rows = []
+    for n in names:
+        paths = layout.volume_paths(n, [seq], cohort)
+        rows.append({"img_name": n, "age": 50, "label": int(cohort is not None),
+                     "img_path": paths[seq], "mask_path": paths["mask"],
+                     "seg_path": paths.get("seg", np.nan)})
+    return rows
 
 
 def write_toy_dataset(root: Path, n_healthy: int = 12, n_test: int = 3, seed: int = 0) -> Path:
@@ -58,18 +61,18 @@ def write_toy_dataset(root: Path, n_healthy: int = 12, n_test: int = 3, seed: in
     names = [f"IXI{i:03d}-Toy-{i:04d}" for i in range(n_healthy)]
     for name in names:
         image, mask = _brain(rng)
+        paths = layout.volume_paths(name, layout.SEQUENCES)
         for seq, scale in (("t1", 1.0), ("t2", 1.3)):
-            _save(image * scale, ddir / "Train/ixi" / seq / f"{name}_{seq}.nii.gz")
-        _save(mask.astype(np.uint8), ddir / "Train/ixi/mask" / f"{name}_mask.nii.gz")
+            _save(image * scale, ddir / paths[seq].lstrip("/"))
+        _save(mask.astype(np.uint8), ddir / paths["mask"].lstrip("/"))
     splits = ddir / "splits"
-    splits.mkdir(parents=True, exist_ok=True)
     n_test_healthy = max(1, n_healthy // 6)
     test, pool = names[:n_test_healthy], names[n_test_healthy:]
-    _rows("Train", test, "ixi", "t1", False).to_csv(splits / "IXI_test.csv")
-    for k, chunk in enumerate(np.array_split(np.array(pool), 5)):
+    layout.write_split(splits, f"{layout.HEALTHY_COHORT}_test", _rows(test, None, "t1"))
+    for k, chunk in enumerate(np.array_split(np.array(pool), layout.N_FOLDS)):
         rest = [n for n in pool if n not in set(chunk)]
-        _rows("Train", rest, "ixi", "t1", False).to_csv(splits / f"IXI_train_fold{k}.csv")
-        _rows("Train", list(chunk), "ixi", "t1", False).to_csv(splits / f"IXI_val_fold{k}.csv")
+        layout.write_split(splits, layout.ixi_split_name("train", k), _rows(rest, None, "t1"))
+        layout.write_split(splits, layout.ixi_split_name("val", k), _rows(list(chunk), None, "t1"))
     pd.DataFrame({"img_name": names}).to_csv(splits / "avail_t2.csv")
     for cohort, seq in COHORTS.items():
         cnames = [f"{cohort}_{i:05d}" for i in range(2 * n_test)]
@@ -77,9 +80,10 @@ def write_toy_dataset(root: Path, n_healthy: int = 12, n_test: int = 3, seed: in
             image, mask = _brain(rng)
             seg = _lesion(rng, mask, radius=rng.uniform(3, 7))
             image = np.where(seg, image * (1.8 if seq == "t2" else 0.4), image)
-            _save(image.astype(np.float32), ddir / "Test" / cohort / seq / f"{name}_{seq}.nii.gz")
-            _save(mask.astype(np.uint8), ddir / "Test" / cohort / "mask" / f"{name}_mask.nii.gz")
-            _save(seg.astype(np.uint8), ddir / "Test" / cohort / "seg" / f"{name}_seg.nii.gz")
-        _rows("Test", cnames[:n_test], cohort, seq, True).to_csv(splits / f"{cohort}_val.csv")
-        _rows("Test", cnames[n_test:], cohort, seq, True).to_csv(splits / f"{cohort}_test.csv")
+            paths = layout.volume_paths(name, [seq], cohort)
+            _save(image.astype(np.float32), ddir / paths[seq].lstrip("/"))
+            _save(mask.astype(np.uint8), ddir / paths["mask"].lstrip("/"))
+            _save(seg.astype(np.uint8), ddir / paths["seg"].lstrip("/"))
+        layout.write_split(splits, f"{cohort}_val", _rows(cnames[:n_test], cohort, seq))
+        layout.write_split(splits, f"{cohort}_test", _rows(cnames[n_test:], cohort, seq))
     return Path(root)

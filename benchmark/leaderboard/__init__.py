@@ -2,7 +2,9 @@
 
     python -m benchmark leaderboard RUN_DIR [RUN_DIR ...] --out DIR
         [--paired fold|volume] [--correction none|holm|bonferroni]
-        [--rounds 10000] [--alpha 0.05]
+        [--rounds 10000] [--alpha 0.05] [--size-bins 3] [--stratum-min-volumes 5]
+
+Besides the tables: results by lesion-size bin and by site (strata.py, stratified.csv).
 
 Python API: `build_leaderboard(run_dirs, out, settings)`. See docs/leaderboard.md.
 """
@@ -17,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import fold_values, summarise
-from .load import RunSet, load_runs
+from .load import CONSISTENCY_TAGS, RunSet, load_runs
 from .significance import CORRECTIONS, ENGINES, UNITS, SignificanceSettings, run_tests
+from .strata import StrataSettings, stratify, write_strata
 from .tables import build_table, render_latex, render_markdown, table1_columns, table2_columns
 from .timings import render_timings_markdown, summarise_timings
 
@@ -60,6 +63,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                              "(repeatable; paper Figs. 5 and 7)")
     parser.add_argument("--qualitative-fold", type=int, default=0,
                         help="fold whose cached maps the qualitative grids show")
+    parser.add_argument("--size-bins", type=int, default=3,
+                        help="at most this many lesion-size bins per data set "
+                             "(stratified.csv; equal-count quantile bins)")
+    parser.add_argument("--stratum-min-volumes", type=int, default=5,
+                        help="fewest volumes a lesion-size bin or a site stratum may hold")
     return parser
 
 
@@ -70,10 +78,12 @@ def main(args: argparse.Namespace) -> int:
                                         rounds=args.rounds, alpha=args.alpha,
                                         seed=args.seed, fold_pairing=args.fold_pairing,
                                         engine=args.engine)
+        strata = StrataSettings(size_bins=args.size_bins,
+                                min_volumes=args.stratum_min_volumes)
         result = build_leaderboard(args.run_dirs, args.out, settings,
                                    test_metrics=args.test_metrics, plots=not args.no_plots,
                                    qualitative=args.qualitative,
-                                   qualitative_fold=args.qualitative_fold)
+                                   qualitative_fold=args.qualitative_fold, strata=strata)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -100,10 +110,12 @@ def _caption(kind: str, s: SignificanceSettings) -> str:
 def build_leaderboard(run_dirs: list, out: str | Path,
                       settings: SignificanceSettings | None = None,
                       test_metrics: str = "tables", plots: bool = True,
-                      qualitative: list[str] = (), qualitative_fold: int = 0) -> dict:
+                      qualitative: list[str] = (), qualitative_fold: int = 0,
+                      strata: StrataSettings | None = None) -> dict:
     """Merge runs and write every output file into `out`; returns what was written.
 
     qualitative: "DATASET:VOLUME" cases drawn from the runs' cached maps.
+    strata: lesion-size bins and site strata (stratified.csv; see strata.py).
     """
     settings = settings or SignificanceSettings()
     out = Path(out)
@@ -136,8 +148,11 @@ def build_leaderboard(run_dirs: list, out: str | Path,
     timings.to_csv(out / "timings.csv", index=False)
     (out / "timings.md").write_text(render_timings_markdown(timings))
     (out / "warnings.txt").write_text("".join(f"{f}\n" for f in rs.flags))
-    _write_inputs(out, rs, settings)
+    _write_inputs(out, rs, settings, strata)
+    result["strata"] = stratify(rs, settings, strata, test_metrics)
+    write_strata(result["strata"], out)
     result["plots"] = _plots(rs, board, out / "plots") if plots else []
+    result["plots"] += _strata_plots(result["strata"].results, out / "plots") if plots else []
     result["plots"] += [_qualitative(rs, case, qualitative_fold, out / "plots")
                         for case in qualitative]
     return result
@@ -150,12 +165,33 @@ def _flag_summary(board: pd.DataFrame) -> str:
                      for e, f in flagged)
 
 
-def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings) -> None:
-    """Record what was merged and how, so the leaderboard can be regenerated."""
+def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings,
+                  strata: StrataSettings | None = None) -> None:
+    """Record what was merged and how, so the leaderboard can be regenerated (and the
+    report can say which runs, profile, protocol and environment made it)."""
     record = {"run_dirs": [str(d) for d in rs.run_dirs],
               "significance": settings.__dict__,
+              "strata": (strata or StrataSettings()).__dict__,
+              "protocol": _protocol_tags(rs),
+              "configs": {run: {k: c.get(k) for k in RECORDED_CONFIG if k in c}
+                          for run, c in rs.configs.items()},
               "environments": rs.environments}
     (out / "inputs.json").write_text(json.dumps(record, indent=2, default=str))
+
+
+RECORDED_CONFIG = ("methods", "profile", "data_source", "data_root", "sequences", "folds",
+                   "fold_scheme", "cohorts", "trainer", "overrides")
+
+
+def _protocol_tags(rs: RunSet) -> dict[str, list[str]]:
+    """Every value of each protocol tag (protocol_version, postprocess, ...) in the runs."""
+    tags = {}
+    for name in ("per_volume.csv", "per_dataset.csv"):
+        table = rs.table(name)
+        for tag in CONSISTENCY_TAGS:
+            if tag in table.columns:
+                tags.setdefault(tag, set()).update(table[tag].dropna().astype(str))
+    return {tag: sorted(values) for tag, values in tags.items()}
 
 
 def _plots(rs: RunSet, board: pd.DataFrame, where: Path) -> list[Path]:
@@ -170,6 +206,20 @@ def _plots(rs: RunSet, board: pd.DataFrame, where: Path) -> list[Path]:
     noise = rs.table("noise_levels.csv")
     if not noise.empty and "auprc" in noise.columns:
         written.append(plots.save(plots.noise_level_curve(noise), where / "noise_levels.png"))
+    return written
+
+
+def _strata_plots(strat: pd.DataFrame, where: Path) -> list[Path]:
+    """Metric vs lesion size (and by site) per entry, detection rate per size bin."""
+    from . import plots
+
+    written = []
+    for (dataset, by), _ in strat.groupby(["dataset", "stratify_by"], sort=True):
+        fig = plots.stratified_lines(strat, dataset, by)
+        written.append(plots.save(fig, where / f"strata_{_safe(dataset)}_{by}.png"))
+        if by == "lesion_size" and (strat["metric"] == "detection_rate_pooled").any():
+            written.append(plots.save(plots.detection_by_size(strat, dataset),
+                                      where / f"detection_{_safe(dataset)}.png"))
     return written
 
 

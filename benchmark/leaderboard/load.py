@@ -27,6 +27,7 @@ NON_METRIC_NUMERIC = frozenset({
     "n_volumes", "fpr_target", "run_dir",
     # voxel counts written by the protocol: context for a row, not something to rank by
     "tp", "fp", "fn", "predicted_voxels", "lesion_voxels", "anomalous_voxels", "healthy_voxels",
+    "n_lesions", "lesions_detected",  # counts behind detection_rate (pooled in strata.py)
 })
 # Tags that make two result rows different entries of the leaderboard (e.g. an ImageNet
 # backbone run with random weights must never sit unmarked beside a pretrained one).

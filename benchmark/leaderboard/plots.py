@@ -126,3 +126,89 @@ def qualitative_grid(rows: Sequence[Mapping[str, np.ndarray | None]],
                 ax.set_ylabel(row_labels[i])
     fig.tight_layout()
     return fig
+
+
+# (metric, level, threshold source, axis label) of the stratified panels
+STRATA_PANELS = (("auprc", "volume", "any", "AUPRC (mean over volumes)"),
+                 ("dice", "volume", "oracle", "Dice at the oracle threshold"),
+                 ("detection_rate_pooled", "dataset", "oracle",
+                  "lesions detected (oracle threshold)"))
+
+
+def _stratum_ticks(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Strata in their order and tick labels that say what each holds."""
+    s = rows.drop_duplicates("stratum").sort_values("stratum_index")
+    ticks = []
+    for r in s.itertuples(index=False):
+        size = f"\n{int(r.stratum_low)}–{int(r.stratum_high)} vox" \
+            if r.stratify_by == "lesion_size" else ""
+        ticks.append(f"{r.stratum}{size}\n(n={int(r.stratum_volumes)})")
+    return list(s["stratum"]), ticks
+
+
+def _panel_source(rows: pd.DataFrame, panel: tuple) -> tuple | None:
+    """The panel if its rows exist; a threshold-independent metric ("any") scored under
+    a single threshold source keeps that source's name."""
+    metric, level, source, label = panel
+    sel = rows[(rows["metric"] == metric) & (rows["level"] == level)]
+    if sel.empty:
+        return None
+    if source in set(sel["threshold_source"]):
+        return panel
+    return (metric, level, min(sel["threshold_source"]), label) if source == "any" \
+        else None
+
+
+def stratified_lines(strat: pd.DataFrame, dataset: str, stratify_by: str = "lesion_size",
+                     panels=STRATA_PANELS):
+    """A metric per stratum, one line per entry (lesion size: metric vs lesion size).
+
+    strat: stratified.csv rows (benchmark.leaderboard.strata); the mean over folds of
+    each entry in each stratum; one panel per (metric, level, threshold source) present.
+    """
+    rows = strat[(strat["dataset"] == dataset) & (strat["stratify_by"] == stratify_by)]
+    panels = [p for p in (_panel_source(rows, p) for p in panels) if p is not None]
+    if rows.empty or not panels:
+        raise ValueError(f"no {stratify_by} strata for dataset {dataset!r}")
+    order, ticks = _stratum_ticks(rows)
+    entries = sorted(rows["entry"].unique())
+    colours = dict(zip(entries, sns.color_palette("tab20", len(entries))))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.5 + 3.2 * len(panels), 3.6),
+                             squeeze=False)
+    for ax, (metric, level, source, label) in zip(axes[0], panels):
+        sel = rows[(rows["metric"] == metric) & (rows["level"] == level)
+                   & (rows["threshold_source"] == source)]
+        for entry in entries:
+            means = sel[sel["entry"] == entry].set_index("stratum")["mean"].reindex(order)
+            ax.plot(range(len(order)), means.to_numpy(float), marker="o", label=entry,
+                    color=colours[entry], ls="-" if stratify_by == "lesion_size" else ":")
+        ax.set_xticks(range(len(order)), ticks, fontsize="small")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+    axes[0][-1].legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    by = "lesion size" if stratify_by == "lesion_size" else stratify_by
+    fig.suptitle(f"{dataset}: by {by} (mean over folds)")
+    fig.tight_layout()
+    return fig
+
+
+def detection_by_size(strat: pd.DataFrame, dataset: str, threshold_source: str = "oracle"):
+    """Share of lesions detected per lesion-size bin, one bar per entry."""
+    rows = strat[(strat["dataset"] == dataset) & (strat["stratify_by"] == "lesion_size")
+                 & (strat["metric"] == "detection_rate_pooled")
+                 & (strat["threshold_source"] == threshold_source)]
+    if rows.empty:
+        raise ValueError(f"no pooled detection rate by lesion size for {dataset!r}")
+    order, ticks = _stratum_ticks(rows)
+    entries = sorted(rows["entry"].unique())
+    fig, ax = plt.subplots(figsize=(max(5.0, 2 + 0.25 * len(entries) * len(order)), 3.6))
+    sns.barplot(data=rows, x="stratum", y="mean", hue="entry", order=order,
+                hue_order=entries, palette="tab20", ax=ax)
+    ax.set_xticks(range(len(order)), ticks, fontsize="small")
+    ax.set_xlabel("")
+    ax.set_ylabel(f"lesions detected ({threshold_source} threshold)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize="x-small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    ax.set_title(f"{dataset}: detection rate per lesion-size bin")
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,7 @@
     python -m benchmark data prepare --cohort ixi --raw ~/IXI --out ~/uad --jobs 4
     python -m benchmark data verify ~/uad
 
-Steps per subject (each a function in ``prepare_steps``/``prepare_skull``): reorient +
+Steps per subject (each a function in ``steps``/``skull``): reorient +
 1 mm resampling, affine registration to a template, skull stripping, crop + N4, pad +
 downsample to 96x96x50, then the authors' layout with split CSVs and a sha256 manifest.
 Subjects run in parallel processes; a subject already prepared with the same settings is
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from benchmark.data.prepare_cohorts import (
+from benchmark.data.prepare.cohorts import (
     COHORTS,
     SEQUENCES,
     Cohort,
@@ -29,10 +29,10 @@ from benchmark.data.prepare_cohorts import (
     find_user_masks,
     get_cohort,
 )
-from benchmark.data.prepare_layout import verify, write_manifest, write_splits
-from benchmark.data.prepare_skull import SKULL_STRIP_CHOICES
-from benchmark.data.prepare_steps import PrepareError, RegistrationSettings
-from benchmark.data.prepare_subject import PrepareSettings, is_done, prepare_subject, summary_line
+from benchmark.data.prepare.output import verify, write_manifest, write_splits
+from benchmark.data.prepare.skull import SKULL_STRIP_CHOICES
+from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
+from benchmark.data.prepare.subject import PrepareSettings, is_done, prepare_subject, summary_line
 
 log = logging.getLogger("benchmark.prepare")
 

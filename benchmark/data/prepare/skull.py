@@ -27,7 +27,7 @@ from typing import Literal, get_args
 import numpy as np
 import SimpleITK as sitk
 
-from benchmark.data.prepare_steps import PrepareError, read_image
+from benchmark.data.prepare.steps import PrepareError, read_image
 
 SkullStrip = Literal["auto", "hdbet", "mask", "nonzero", "template"]
 SKULL_STRIP_CHOICES: tuple[str, ...] = get_args(SkullStrip)
@@ -89,7 +89,7 @@ def nonzero_mask(image: sitk.Image) -> sitk.Image:
 
 def user_mask(path: str | Path, subject: str, image: sitk.Image | None) -> sitk.Image:
     """A supplied mask (label > 0 = brain); on ``image``'s grid when ``image`` is given."""
-    from benchmark.data.prepare_steps import check_same_grid
+    from benchmark.data.prepare.steps import check_same_grid
 
     mask = read_image(path, subject, "brain mask")
     if image is not None:

@@ -3,8 +3,8 @@
 ``ensure_synthetic("quick")`` returns a data root laid out exactly as the cDDPM authors'
 preprocessed data (``Data/Train/ixi/{t1,t2,mask}``, ``Data/Test/<Set>/{t1|t2,mask,seg}``,
 ``Data/splits/*.csv``), generating it on first use from the MNI ICBM152 2009 template in
-the nilearn wheel (see ``synth_anatomy``, ``synth_render``, ``synth_lesions``,
-``synth_subjects`` and docs/synthetic.md). A ``manifest.json`` records the generator
+the nilearn wheel (see the modules ``anatomy``, ``render``, ``lesions``,
+``subjects`` of this package and docs/synthetic.md). A ``manifest.json`` records the generator
 version, seed, parameters and the sha256 of every file; a data root whose manifest does
 not match what this code would write is regenerated. Same seed, same bytes: volumes are
 gzip-compressed with a zero mtime and no file name in the gzip header.
@@ -26,20 +26,20 @@ from typing import Literal
 
 import numpy as np
 
-from benchmark.data import synth_subjects as subjects
-from benchmark.data.synth_anatomy import (
+from benchmark.data import layout
+from benchmark.data.synth import subjects
+from benchmark.data.synth.anatomy import (
     TEMPLATE_FILES,
     grid_affine,
     load_template,
     reference_anatomy,
     template_dir,
 )
-from benchmark.data.synth_render import SITE_SHIFTS
+from benchmark.data.synth.render import SITE_SHIFTS
 
 GENERATOR_VERSION = "1"  # bump whenever the bytes written change: caches are keyed on it
 Size = Literal["smoke", "quick", "paper"]
 SIZES_ALLOWED = ("smoke", "quick", "paper")
-COLUMNS = ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,9 @@ def plan(size: Size, seed: int) -> dict[str, list[subjects.SubjectSpec]]:
 
 def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
     """Paths relative to Data/, in the authors' layout ('/Train/ixi/t1/IXI002-..._t1.nii.gz')."""
-    top = "Train" if spec.cohort == subjects.IXI else "Test"
-    base = f"/{top}/{spec.cohort.name}"
-    paths = {seq: f"{base}/{seq}/{spec.name}_{seq}.nii.gz" for seq in spec.cohort.sequences}
-    paths["mask"] = f"{base}/mask/{spec.name}_mask.nii.gz"
-    if top == "Test":
-        paths["seg"] = f"{base}/seg/{spec.name}_seg.nii.gz"
-    return paths
+    healthy = spec.cohort == subjects.IXI
+    return layout.volume_paths(spec.name, spec.cohort.sequences,
+                               None if healthy else spec.cohort.name)
 
 
 def parameters(size: Size, seed: int) -> dict:
@@ -152,16 +148,16 @@ def _row(spec: subjects.SubjectSpec, sequence: str) -> dict:
 
 def write_splits(specs: dict, size: Size, splits_dir: Path) -> dict[str, str]:
     """The authors' split CSVs (leading unnamed index column). Returns sha256s."""
-    import pandas as pd
-
     sizes = _sizes(size)
     tables = {}
     ixi = specs["ixi"]
     pool, test = ixi[: sizes.ixi_pool], ixi[sizes.ixi_pool:]
-    for fold in range(5):
+    for fold in range(layout.N_FOLDS):
         val_ids = set(range(fold * sizes.ixi_val, (fold + 1) * sizes.ixi_val))
-        tables[f"IXI_train_fold{fold}"] = [_row(s, "t1") for i, s in enumerate(pool) if i not in val_ids]
-        tables[f"IXI_val_fold{fold}"] = [_row(s, "t1") for i, s in enumerate(pool) if i in val_ids]
+        tables[layout.ixi_split_name("train", fold)] = [
+            _row(s, "t1") for i, s in enumerate(pool) if i not in val_ids]
+        tables[layout.ixi_split_name("val", fold)] = [
+            _row(s, "t1") for i, s in enumerate(pool) if i in val_ids]
     tables["IXI_test"] = [_row(s, "t1") for s in test]
     tables["avail_t2"] = [_row(s, "t2") for s in ixi]
     for name, cohort in subjects.UNHEALTHY.items():
@@ -173,13 +169,8 @@ def write_splits(specs: dict, size: Size, splits_dir: Path) -> dict[str, str]:
         # "<Set>_healthy.csv", not "_test.csv": the loader treats every *_test.csv as a
         # labelled unhealthy cohort; these are read explicitly by the domain-shift study
         tables[variant.split_prefix] = [_row(s, seq) for s in specs[variant.name]]
-    splits_dir.mkdir(parents=True, exist_ok=True)
-    hashes = {}
-    for name, rows in tables.items():
-        text = pd.DataFrame(rows, columns=COLUMNS + ["site"]).to_csv(index=True)
-        (splits_dir / f"{name}.csv").write_text(text)
-        hashes[f"Data/splits/{name}.csv"] = _sha256(text.encode())
-    return hashes
+    return {f"Data/splits/{name}.csv": layout.write_split(splits_dir, name, rows, ["site"])
+            for name, rows in tables.items()}
 
 
 # ----------------------------------------------------------------------------- generation

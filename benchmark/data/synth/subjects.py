@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.data import synth_lesions
-from benchmark.data.synth_anatomy import Anatomy, random_warp, reference_anatomy, warp_anatomy
-from benchmark.data.synth_render import (
+from benchmark.data.synth import lesions as synth_lesions
+from benchmark.data.synth.anatomy import Anatomy, random_warp, reference_anatomy, warp_anatomy
+from benchmark.data.synth.render import (
     SEQUENCES,
     Acquisition,
     get_site,

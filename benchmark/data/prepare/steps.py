@@ -7,7 +7,7 @@ Order used by :func:`benchmark.data.prepare.prepare_subject`:
 2. :func:`register_affine` + :func:`apply_transform` - affine registration to a template
    (SRI24 when given, else the MNI152 2009a template shipped inside the nilearn wheel); the one
    transform is applied to image, brain mask and lesion label (labels: nearest neighbour).
-3. skull stripping: see ``benchmark/data/prepare_skull.py``.
+3. skull stripping: see ``benchmark/data/prepare/skull.py``.
 4. :func:`crop_to_brain` then :func:`n4_correct` - the authors crop first and run N4 on the
    crop (cheaper, same result inside the mask).
 5. :func:`pad_downsample` - pad to 192x192x160, downsample by 2, drop 15 top and bottom axial

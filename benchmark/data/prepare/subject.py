@@ -15,11 +15,11 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from benchmark.data import prepare_skull as skull
-from benchmark.data import prepare_steps as steps
-from benchmark.data.prepare_cohorts import Cohort, SubjectFiles, lesion_from_label
-from benchmark.data.prepare_layout import relative_paths, write_nifti
-from benchmark.data.prepare_steps import PrepareError, RegistrationSettings
+from benchmark.data.prepare import skull
+from benchmark.data.prepare import steps
+from benchmark.data.prepare.cohorts import Cohort, SubjectFiles, lesion_from_label
+from benchmark.data.prepare.output import relative_paths, write_nifti
+from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
 
 RECORDS = ".prepare"
 

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from benchmark.data.synth_anatomy import GRID_ORIGIN_MM, GRID_SHAPE, SPACING_MM, Anatomy
+from benchmark.data.synth.anatomy import GRID_ORIGIN_MM, GRID_SHAPE, SPACING_MM, Anatomy
 
 Pathology = Literal["tumour", "ms", "stroke", "wmh"]
 PATHOLOGIES = ("tumour", "ms", "stroke", "wmh")

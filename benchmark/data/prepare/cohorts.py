@@ -26,8 +26,10 @@ from typing import Literal
 
 import numpy as np
 
+from benchmark.data.layout import IMAGE_SEQUENCES
+
 CohortName = Literal["ixi", "brats21", "mslub", "atlas", "wmh", "custom"]
-SEQUENCES = ("t1", "t2", "flair")
+SEQUENCES = IMAGE_SEQUENCES
 NII = r"\.nii(?:\.gz)?$"
 
 

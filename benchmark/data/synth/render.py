@@ -1,7 +1,7 @@
 """Synthetic MR contrast: scanner sites, tissue intensities, blur, bias field, Rician noise.
 
-An image is rendered from an :class:`~benchmark.data.synth_anatomy.Anatomy` in five
-steps; lesions (``synth_lesions``) are pasted between steps 2 and 3 so that the bias
+An image is rendered from an :class:`~benchmark.data.synth.anatomy.Anatomy` in five
+steps; lesions (``lesions``) are pasted between steps 2 and 3 so that the bias
 field and the noise - identical draws for a subject with and without its lesion - change
 nothing outside the lesion:
 
@@ -23,10 +23,10 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from benchmark.data.synth_anatomy import GRID_SHAPE, Anatomy, smooth_field
+from benchmark.data.layout import SEQUENCES
+from benchmark.data.synth.anatomy import GRID_SHAPE, Anatomy, smooth_field
 
 Sequence = Literal["t1", "t2"]
-SEQUENCES = ("t1", "t2")
 TISSUES = ("csf", "gm", "wm")
 # Reference tissue intensities (CSF, GM, WM) relative to the brightest tissue: T1 WM > GM > CSF,
 # T2 CSF > GM > WM (typical 1.5-3 T spin-echo / gradient-echo ratios).

@@ -23,21 +23,17 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from benchmark.data.prepare_cohorts import Cohort
+from benchmark.data import layout
+from benchmark.data.layout import N_FOLDS, SPLIT_COLUMNS
+from benchmark.data.prepare.cohorts import Cohort
 
 MANIFEST = "manifest.json"
-N_FOLDS = 5
-SPLIT_COLUMNS = ["img_name", "age", "label", "img_path", "mask_path", "seg_path"]
 
 
 def relative_paths(cohort: Cohort, sid: str, sequences: list[str], has_seg: bool) -> dict:
     """Paths (relative to ``Data``, with a leading '/') of one subject's output files."""
-    base = "/Train/ixi" if cohort.healthy else f"/Test/{cohort.set_name}"
-    paths = {seq: f"{base}/{seq}/{sid}_{seq}.nii.gz" for seq in sequences}
-    paths["mask"] = f"{base}/mask/{sid}_mask.nii.gz"
-    if has_seg:
-        paths["seg"] = f"{base}/seg/{sid}_seg.nii.gz"
-    return paths
+    return layout.volume_paths(sid, sequences, None if cohort.healthy else cohort.set_name,
+                               labelled=has_seg)
 
 
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:
@@ -78,14 +74,14 @@ def ixi_splits(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, l
         n_test = 1
     test, rest = order[:n_test], order[n_test:]
     n_val = _scaled(n, cohort.val, cohort.expected)
-    splits = {"IXI_test": sorted(test)}
+    splits = {f"{layout.HEALTHY_COHORT}_test": sorted(test)}
     for k in range(N_FOLDS):
         if n_val >= 1 and N_FOLDS * n_val <= len(rest):
             val = rest[k * n_val:(k + 1) * n_val]
         else:
             val = [rest[k % len(rest)]] if len(rest) > 1 else []
-        splits[f"IXI_train_fold{k}"] = sorted(s for s in rest if s not in val)
-        splits[f"IXI_val_fold{k}"] = sorted(val)
+        splits[layout.ixi_split_name("train", k)] = sorted(s for s in rest if s not in val)
+        splits[layout.ixi_split_name("val", k)] = sorted(val)
     return splits
 
 
@@ -111,7 +107,7 @@ def split_table(sids: list[str], records: dict[str, dict], cohort: Cohort) -> pd
             "label": 0 if cohort.healthy else 1,
             "img_path": img, "mask_path": files["mask"], "seg_path": files.get("seg", ""),
         })
-    return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
+    return pd.DataFrame(rows, columns=list(SPLIT_COLUMNS))
 
 
 def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int) -> list[Path]:
@@ -122,9 +118,8 @@ def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, members in splits.items():
-        path = out / f"{name}.csv"
-        split_table(members, records, cohort).to_csv(path, index=True)
-        written.append(path)
+        layout.write_split(out, name, split_table(members, records, cohort))
+        written.append(layout.split_file(out, name))
     if cohort.healthy:
         t2 = [Path(records[s]["files"]["t2"]).name for s in sids if "t2" in records[s]["files"]]
         pd.DataFrame({"0": t2}).to_csv(out / "avail_t2.csv", index=True)

@@ -1,0 +1,82 @@
+"""Learning curves (benchmark.curves): what is recorded, from which split, and that
+recording them does not change what is trained."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import curves
+from benchmark.cli import main
+from benchmark.data import layout
+
+RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress", "--epochs", "2"]
+
+
+@pytest.fixture
+def read_volumes(monkeypatch):
+    """Every record the curve evaluation loads."""
+    seen = []
+    original = curves.load_volume
+
+    def spy(record, *args, **kwargs):
+        seen.append(record)
+        return original(record, *args, **kwargs)
+
+    monkeypatch.setattr(curves, "load_volume", spy)
+    return seen
+
+
+def test_curves_record_the_named_metrics_from_validation_splits_only(toy_root, tmp_path,
+                                                                      read_volumes):
+    assert main(RUN + ["--methods", "ae", "--data-root", str(toy_root), "--out", str(tmp_path),
+                       "--run-id", "c", "--curve-every", "1",
+                       "--select-checkpoint", "val_auprc_mean"]) == 0
+    part = tmp_path / "c" / "ae" / "t2" / "fold0"
+    rows = pd.read_csv(part / "curves.csv")
+    assert list(rows["epoch"]) == [1, 2] and rows["step"].is_monotonic_increasing
+    for col in ("train_loss", "val_loss", "val_ssim", "val_l1", "val_auprc[Brats21]",
+                "val_auprc[MSLUB]", "val_auprc_mean", "train_seconds", "train_cpu_seconds"):
+        assert rows[col].notna().all(), col
+    assert rows["val_auprc_mean"].between(0, 1).all() and rows["val_ssim"].between(-1, 1).all()
+    assert np.allclose(rows["val_auprc_mean"],
+                       rows[["val_auprc[Brats21]", "val_auprc[MSLUB]"]].mean(axis=1))
+    # the run-level table collects it, and the part says how its checkpoint was chosen
+    assert len(pd.read_csv(tmp_path / "c" / "curves.csv")) == 2
+    assert json.loads((part / "done.json").read_text())["checkpoint_selected_by"] == \
+        "val_auprc_mean"
+
+    # only validation volumes were read: the healthy fold's val split and <Set>_val.csv
+    test_names = {r.name for c in ("Brats21", "MSLUB")
+                  for r in layout.unhealthy_split(toy_root, c, "test")}
+    test_names |= {r.name for r in layout.healthy_splits(toy_root, "t2", 0)["test"]}
+    val_names = {r.name for c in ("Brats21", "MSLUB")
+                 for r in layout.unhealthy_split(toy_root, c, "val")}
+    val_names |= {r.name for r in layout.healthy_splits(toy_root, "t2", 0)["val"]}
+    loaded = {r.name for r in read_volumes}
+    assert loaded and loaded <= val_names and not loaded & test_names
+
+
+def test_recording_curves_does_not_change_the_trained_model(toy_root, tmp_path):
+    """A VAE that samples z at test time draws from torch's RNG at inference: the curve
+    evaluates under private RNG states, so training sees the same random stream."""
+    for run_id, extra in (("plain", []), ("curves", ["--curve-every", "1"])):
+        assert main(RUN + ["--methods", "vae", "--set", "vae.sample_at_test=true", "--cohorts",
+                           "Brats21", "--data-root",
+                           str(toy_root), "--out", str(tmp_path), "--run-id", run_id] + extra) == 0
+    plain = pd.read_csv(tmp_path / "plain" / "per_volume.csv")
+    with_curves = pd.read_csv(tmp_path / "curves" / "per_volume.csv")
+    cols = ["volume", "threshold_source", "auprc", "auroc", "dice", "threshold"]
+    pd.testing.assert_frame_equal(plain[cols], with_curves[cols])
+    assert not (tmp_path / "plain" / "vae" / "t2" / "fold0" / "curves.csv").exists()
+
+
+def test_selecting_by_a_curve_metric_needs_curves(toy_root, tmp_path, capsys):
+    assert main(RUN + ["--methods", "ae", "--data-root", str(toy_root), "--out", str(tmp_path),
+                       "--select-checkpoint", "val_auprc_mean"]) == 2
+    assert "--curve-every" in capsys.readouterr().err
+    assert main(RUN + ["--methods", "ae", "--data-root", str(toy_root), "--out", str(tmp_path),
+                       "--select-checkpoint", "auc", "--curve-every", "1"]) == 2
+    assert "val_loss, val_auprc_mean, val_ssim" in capsys.readouterr().err
