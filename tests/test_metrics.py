@@ -68,6 +68,20 @@ def test_empty_prediction():
     assert M.confusion(pred, y) == {"tp": 0, "fp": 0, "fn": 2, "tn": 2}
 
 
+def test_confusion_counts_and_sklearn_order():
+    """The worked case of docs/protocol.md, "Comparing logs with the authors' code"."""
+    from sklearn.metrics import confusion_matrix
+
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], bool)  # 3 lesion voxels
+    pred = np.array([1, 1, 0, 1, 1, 0, 0, 0, 0, 0], bool)  # finds 2, flags 2 healthy
+    assert M.confusion(pred, y) == {"tp": 2, "fp": 2, "fn": 1, "tn": 5}
+    # scikit-learn: rows = truth, columns = prediction -> ravel() is (tn, fp, fn, tp)
+    assert confusion_matrix(y, pred, labels=[0, 1]).ravel().tolist() == [5, 2, 1, 2]
+    # the authors' call, (prediction, annotation), unpacked as TP, FP, TN, FN
+    tp, fp, tn, fn = confusion_matrix(pred, y, labels=[0, 1]).ravel().tolist()
+    assert (tp, fp, tn, fn) == (5, 1, 2, 2)  # = our (tn, fn, fp, tp)
+
+
 def test_dice_precision_recall_hand():
     pred = np.array([1, 1, 1, 0, 0, 0], bool)
     y = np.array([1, 1, 0, 1, 0, 0])

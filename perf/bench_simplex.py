@@ -1,7 +1,7 @@
 """Cost of simplex noise vs one DDPM training step (forward + backward + Adam).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_simplex.py --batch 8
-    python benchmarks/bench_simplex.py --device cuda --batch 32
+    OMP_NUM_THREADS=1 python -m perf.bench_simplex --batch 8
+    python -m perf.bench_simplex --device cuda --batch 32
 
 Prints seconds per call of ``simplex_noise((B,1,96,96))`` (fresh map per slice and the
 reference's one shared map), of the training step of DDPM at the paper's network size,

@@ -1,6 +1,6 @@
 """Figure of the synthetic data: a few axial slices per cohort, image and label.
 
-    python benchmarks/plot_synthetic.py [--root DIR] [--size quick] [--out docs/img/synthetic.png]
+    python tools/plot_synthetic.py [--root DIR] [--size quick] [--out docs/img/synthetic.png]
 
 Reads the files as written on disk (generating the data set first if needed), shows for
 each cohort three subjects at the slice with the most lesion voxels (the middle slice

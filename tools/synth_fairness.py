@@ -1,6 +1,6 @@
 """How visible are the synthetic lesions, and how far does intensity alone get?
 
-    python benchmarks/synth_fairness.py [--size quick] [--max-subjects 15]
+    python tools/synth_fairness.py [--size quick] [--max-subjects 15]
 
 For the test subjects of each unhealthy cohort this renders the subject with and without
 its lesion (same anatomy, bias field and noise) and prints, per cohort:

@@ -1,8 +1,8 @@
 """Training throughput and inference cost of DDPM, pDDPM and cDDPM, in one process.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_diffusion.py --profile paper \
+    OMP_NUM_THREADS=1 python -m perf.bench_diffusion --profile paper \
         --batch 4 --slices 2
-    python benchmarks/bench_diffusion.py --device cuda --batch 32 --slices 50 --amp
+    python -m perf.bench_diffusion --device cuda --batch 32 --slices 50 --amp
 
 Training: seconds per optimiser step (forward, backward, Adam) at --batch after one
 warm-up step -> slices/s. Inference: ``anomaly()`` on --slices random slices, scaled to
