@@ -239,6 +239,7 @@ class RunDir:
         values = dict(root=Path(config["data_root"]), sequence=sequence, fold=fold,
                       fold_scheme=config.get("fold_scheme", "disjoint"),
                       max_test_volumes=profile.get("max_test_volumes"),
+                      max_val_volumes=profile.get("max_val_volumes"),
                       max_train_volumes=profile.get("max_train_volumes"),
                       cohorts=config.get("cohorts"))
         values.update(overrides)

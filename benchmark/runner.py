@@ -69,7 +69,8 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
         batch_size=cfg.profile.batch_size, num_workers=cfg.num_workers, augment=cfg.augment,
         repeats=cfg.profile.repeats, val_slices=cfg.profile.val_slices,
         max_train_volumes=cfg.profile.max_train_volumes,
-        max_test_volumes=cfg.profile.max_test_volumes, progress=cfg.trainer.progress,
+        max_test_volumes=cfg.profile.max_test_volumes,
+        max_val_volumes=cfg.profile.max_val_volumes, progress=cfg.trainer.progress,
         cohorts=cfg.cohorts,
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
