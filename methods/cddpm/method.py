@@ -42,6 +42,9 @@ class CDDPM(DiffusionMethod):
         cond_dim: int = 128,
         encoder: str = "resnet50",
         encoder_width: float = 1.0,
+        encoder_drop_path: float = 0.05,
+        encoder_zero_init_last: bool = True,
+        encoder_shortcut_bias: bool = False,
         pretrain: bool = True,
         mask_ratio: float = 0.65,
         pretrain_lr: float = 1e-4,
@@ -62,7 +65,8 @@ class CDDPM(DiffusionMethod):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = build_encoder(encoder, cond_dim, encoder_width)
+        self.encoder = build_encoder(encoder, cond_dim, encoder_width, encoder_drop_path,
+                                     encoder_zero_init_last, encoder_shortcut_bias)
         self._build_diffusion(cond_dim=cond_dim)
         # The pre-training head exists only when the run pre-trains, so checkpoints of
         # runs without SSL carry no unused decoder.
