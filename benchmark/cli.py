@@ -208,6 +208,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string())
     print(f"\nresults: {run_dir}  (per_volume.csv, per_dataset.csv, timings.csv)")
+    print("auprc: pooled over the test volumes; chance: the lesion prevalence, a random map's "
+          "AUPRC.")
+    if profile.name != "paper":
+        print(f"The {profile.name} profile's numbers are not the paper's (CPU-sized networks "
+              "and training); the converged reference board is leaderboard/synthetic-reference/.")
     return 0
 
 
