@@ -282,9 +282,6 @@ class RunDir:
                 and (fold is None or p.fold == fold)]
 
     # ------------------------------------------------------------ tables
-    def table_path(self, name: str) -> Path:
-        return self.path / name
-
     def collect(self) -> None:
         """Rebuild the run-level tables from every finished part (cheap; after each part)."""
         parts = self.parts()
