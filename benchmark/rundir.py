@@ -185,6 +185,13 @@ class Part:
     def write_json(self, name: str, payload: dict) -> None:
         write_json(self.file(name), payload)
 
+    def table(self, name: str) -> pd.DataFrame | None:
+        """One of the part's tables (RESULT_FILES), None if it has not been written."""
+        if name not in RESULT_FILES:
+            raise ValueError(f"unknown part table {name!r}; allowed: {', '.join(RESULT_FILES)}")
+        path = self.path / name
+        return pd.read_csv(path) if path.is_file() else None
+
     def mark_done(self, checkpoint: Path, tags: dict[str, Any], **record: Any) -> None:
         """done.json, written last: the part is complete on disk before it exists."""
         write_json(self.done_path, {"checkpoint": Path(checkpoint).name,
