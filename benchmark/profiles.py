@@ -41,7 +41,7 @@ PROFILES: dict[str, Profile] = {
         "reference", "the published CPU board: 3 folds, quick data and networks, epochs "
         "from the learning curves (docs/convergence.md)",
         batch_size=16, folds=(0, 1, 2), synthetic_size="quick", repeats=4, val_slices=4,
-        max_test_volumes=None, max_val_volumes=5, curve_points=8, curve_volumes=3,
+        max_test_volumes=10, max_val_volumes=5, curve_points=5, curve_volumes=2,
         base="quick",
     ),
     "quick": Profile(
