@@ -47,7 +47,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         "quick", "the whole pipeline at CPU size: one fold, short training",
         batch_size=16, folds=(0,), synthetic_size="quick", repeats=4, val_slices=4,
-        max_test_volumes=10,
+        max_test_volumes=8, max_val_volumes=3,
     ),
     "smoke": Profile(
         "smoke", "seconds, for tests: tiny networks, two batches, two test volumes",
