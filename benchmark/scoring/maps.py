@@ -9,6 +9,7 @@ scoring never drops rows silently.
 from __future__ import annotations
 
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -56,8 +57,12 @@ class PartMaps:
                 order = [index[r.name] for r in recs]
                 identity = order == list(range(len(names)))
                 return {k: (f[k] if identity else f[k][order]) for k in keys if k in f.files}
-        except (zipfile.BadZipFile, OSError, KeyError, EOFError) as err:
-            raise MapsError(f"cannot read cached maps {path}: {err}") from None
+        except MapsError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, OSError, KeyError, EOFError, ValueError) as err:
+            # truncated, a flipped byte (CRC or inflate error), a damaged array header
+            raise MapsError(f"cannot read cached maps {path}: {type(err).__name__}: {err}") \
+                from None
 
     def get(self, dataset: str, split: str):
         """(processed maps, labels or None, brain masks): lists, one (H, W, D) per volume."""
