@@ -8,9 +8,6 @@ scoring never drops rows silently.
 """
 from __future__ import annotations
 
-import zipfile
-import zlib
-
 import numpy as np
 
 from ..data.layout import VolumeRecord
@@ -59,8 +56,8 @@ class PartMaps:
                 return {k: (f[k] if identity else f[k][order]) for k in keys if k in f.files}
         except MapsError:
             raise
-        except (zipfile.BadZipFile, zlib.error, OSError, KeyError, EOFError, ValueError) as err:
-            # truncated, a flipped byte (CRC or inflate error), a damaged array header
+        except Exception as err:  # noqa: BLE001 - truncated, a flipped byte: BadZipFile (CRC),
+            # zlib.error (inflate), ValueError or tokenize.TokenError (array header), ...
             raise MapsError(f"cannot read cached maps {path}: {type(err).__name__}: {err}") \
                 from None
 
