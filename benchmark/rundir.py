@@ -374,9 +374,16 @@ class RunDir:
         return read_json(path) if path.is_file() else {}
 
     def write_records(self, config: dict) -> None:
+        """config.json and environment.json of this launch; the environments of earlier
+        launches of the run (a resume on another machine or commit) stay listed under
+        ``earlier_launches``."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, config)
-        write_json(self.path / ENVIRONMENT, environment())
+        env, before = environment(), self.environment()
+        if before:
+            earlier = before.pop("earlier_launches", [])
+            env["earlier_launches"] = [*earlier, before]
+        write_json(self.path / ENVIRONMENT, env)
 
     @contextmanager
     def launch_lock(self, wait: bool = False) -> Iterator[RunDir]:

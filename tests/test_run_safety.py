@@ -55,6 +55,13 @@ def test_allowed_config_change_is_recorded(run, toy_root):
     assert change["parts_done_before"] == ["thresh/t2/fold0", "thresh/t2/fold1"]
 
 
+def test_resume_keeps_the_earlier_environments(run, toy_root):
+    first = json.loads((run / "environment.json").read_text())
+    assert main(_args(run, toy_root, "--resume")) == 0
+    env = json.loads((run / "environment.json").read_text())
+    assert env["earlier_launches"] == [first] and env["created"] >= first["created"]
+
+
 def test_every_resume_rebuilds_the_run_level_tables(run, toy_root):
     whole = pd.read_csv(run / "per_volume.csv")
     short = whole[whole["fold"] == 0]
