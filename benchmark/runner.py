@@ -215,16 +215,24 @@ def _run_parts(cfg: RunConfig, run: RunDir, claim: bool) -> list[PartClaimedErro
                     run_part(cfg, part)
                     continue
                 try:
-                    with part.claim():
-                        if part.is_done():  # finished elsewhere meanwhile
-                            continue
-                        part.clear()  # a killed attempt's files: start over
-                        if run_part(cfg, part) is not None:
-                            run.collect()
+                    run_claimed(cfg, part)
                 except PartClaimedError as err:
                     log.warning("%s", err)
                     skipped.append(err)
     return skipped
+
+
+def run_claimed(cfg: RunConfig, part: Part) -> bool:
+    """One part as any process that runs parts must (the runner, a launcher's job): claim
+    it, skip it if finished meanwhile, clear a killed attempt's files, run it, rebuild the
+    run-level tables. True if it ran; PartClaimedError if another process holds it."""
+    with part.claim():
+        if part.is_done():
+            return False
+        part.clear()
+        if run_part(cfg, part) is not None:
+            part.run.collect()
+        return True
 
 
 def summary_table(run: Path) -> pd.DataFrame:
