@@ -142,28 +142,24 @@ def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .profiles import get_profile
-    from .registry import parse_method_list
     from .rundir import new_run_id
     from .runner import RunConfig, launch_rank, run_benchmark, summary_table
     from .train import TrainerOptions
 
+    # unknown methods, hyperparameters and cohorts are reported by benchmark.validate,
+    # together with every other problem of the run
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(set(methods)) != len(methods):
+        raise CliError(f"--methods lists a method twice: {args.methods!r}")
     try:
-        methods = parse_method_list(args.methods)
         profile = get_profile(args.profile)
-    except (KeyError, ValueError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
     sequences = [s.strip().lower() for s in args.sequences.split(",") if s.strip()]
     bad = [s for s in sequences if s not in ("t1", "t2")]
     if bad or not sequences:
         raise CliError(f"--sequences {args.sequences!r}: allowed values are t1, t2")
     overrides = parse_overrides(args.set, args.config, methods)
-    for name in methods:  # fail before any training if a key is unknown
-        from .registry import get_method
-
-        try:
-            get_method(name).resolve_hparams(profile.name, overrides.get(name))
-        except (KeyError, ValueError) as exc:
-            raise CliError(str(exc).strip('"')) from None
     folds = _int_list(args.folds, "--folds") if args.folds else None
     from .curves import CurveOptions
     from .train import SELECTION
@@ -199,8 +195,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                select=args.select_checkpoint),
         fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
         cohorts=args.cohorts.split(",") if args.cohorts else None, map_dtype=args.map_dtype,
-        resume=args.resume, data_source=source, curves=curves,
+        resume=args.resume, data_source=source, curves=curves, wait=args.wait,
+        allow_config_change=args.allow_config_change,
     )
+    if args.check:
+        from .validate import inspect_run, report
+
+        found = inspect_run(cfg)
+        print(found.summary(cfg))
+        if found.problems:
+            raise CliError(report(found.problems))
+        print("check: OK, nothing written")
+        return 0
     run_benchmark(cfg)
     if launch_rank() != 0:
         return 0
@@ -231,7 +237,15 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--run-id", default=None)
     p.add_argument("--resume", action="store_true", help="skip (method, sequence, fold) parts "
-                   "already finished in --run-id")
+                   "already finished in --run-id (the settings must be the recorded ones)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue although the settings differ from the run's "
+                        "config.json (the change is recorded there)")
+    p.add_argument("--check", action="store_true",
+                   help="only check the methods, configuration and every file the run would "
+                        "read, print what it would do, and write nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process holds this run, wait for it instead of refusing")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE")
     p.add_argument("--config", type=Path, default=None, help="JSON/TOML hyperparameter file")
     p.add_argument("--epochs", default=None, metavar="N|STAGE=N,...",
@@ -336,8 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
          "generate the synthetic default data set"),
         ("prepare", "benchmark.data.prepare", "configure_prepare_parser", "prepare_main",
          "raw scans -> benchmark layout"),
-        ("verify", "benchmark.data.prepare", "configure_verify_parser", "verify_main",
-         "check a prepared directory against its manifest"),
+        ("verify", "benchmark.data.manifest", "configure_verify_parser", "verify_main",
+         "check a data root (synthetic or prepared) against its manifest"),
     ):
         configure, main, _ = _optional(module, conf, main_fn, help_text)
         dp = dsub.add_parser(name, help=help_text)
@@ -382,12 +396,19 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         _quiet_lightning()
+    from .rundir import PartClaimedError, RunLockedError
+    from .runner import IncompleteRunError
+
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
+    except IncompleteRunError as exc:
+        print(f"incomplete: {exc}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RunLockedError,
+            PartClaimedError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

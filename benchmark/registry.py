@@ -87,8 +87,11 @@ def get_method(name: str) -> type["AnomalyMethod"]:
     try:
         return _REGISTRY[name]
     except KeyError:
+        from .hparams import did_you_mean
+
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}") from None
+        raise UnknownMethodError(f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; "
+                                 f"known methods: {known}") from None
 
 
 def parse_method_list(text: str) -> list[str]:

@@ -105,7 +105,7 @@ def test_crash_loses_nothing_and_resume_finishes(smoke_run, toy_root, tmp_path, 
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--methods", "cdpm"], "unknown method 'cdpm'; known methods:"),
+    (["--methods", "cdpm"], "unknown method 'cdpm' (did you mean 'cddpm'?); known methods:"),
     (["--methods", "ae", "--set", "ae.latentdim=3"], "unknown hyperparameter 'latentdim'"),
     (["--methods", "ae", "--set", "vae.beta=1"], "not in --methods"),
     (["--methods", "ae", "--set", "ae"], "expected METHOD.KEY=VALUE"),
