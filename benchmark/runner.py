@@ -92,7 +92,9 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
            "epochs": sum(result.epochs.values()), "checkpoint_selected_by": cfg.trainer.select,
            **timing}
     part.write_table("timings.csv", pd.DataFrame([{**row, **tag_columns(tags)}]))
-    part.mark_done(result.checkpoint, tags, **row)
+    # resumed_from: the stages continued from last-<stage>.ckpt and their epochs done before
+    part.mark_done(result.checkpoint, tags, **row,
+                   **({"resumed_from": result.resumed_from} if result.resumed_from else {}))
     return row
 
 
@@ -108,24 +110,35 @@ def launch_rank() -> int:
     return 0
 
 
-def run_benchmark(cfg: RunConfig) -> Path:
+def start_run(cfg: RunConfig) -> RunDir:
+    """What every launcher does before the first part: refuse to overwrite a run unless
+    resuming, then write its records (config.json, environment.json)."""
     run = RunDir(cfg.run_dir)
-    rank = launch_rank()
-    if rank == 0 and run.exists() and not cfg.resume:
+    if run.exists() and not cfg.resume:
         raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to continue "
                               "it or choose another --run-id")
-    if rank == 0:
-        run.write_records(cfg.to_json())
+    run.write_records(cfg.to_json())
+    return run
+
+
+def planned_parts(cfg: RunConfig) -> list[Part]:
+    """Every (method, sequence, fold) part of the run, in run order."""
+    run = RunDir(cfg.run_dir)
     folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
-    for method_name in cfg.methods:
-        for sequence in cfg.sequences:
-            for fold in folds:
-                part = run.part(method_name, sequence, fold)
-                if cfg.resume and part.is_done():
-                    log.info("resume: %s/%s/fold%d already done", method_name, sequence, fold)
-                    continue
-                if run_part(cfg, part) is not None:
-                    run.collect()
+    return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
+
+
+def run_benchmark(cfg: RunConfig) -> Path:
+    """The in-process launcher: every part in turn in this process."""
+    run = RunDir(cfg.run_dir)
+    if launch_rank() == 0:
+        start_run(cfg)
+    for part in planned_parts(cfg):
+        if cfg.resume and part.is_done():
+            log.info("resume: %s/%s/fold%d already done", part.method, part.sequence, part.fold)
+            continue
+        if run_part(cfg, part) is not None:
+            run.collect()
     return cfg.run_dir
 
 
