@@ -15,3 +15,17 @@ def toy_root(tmp_path_factory):
     from benchmark.data.toy import write_toy_dataset
 
     return write_toy_dataset(tmp_path_factory.mktemp("toy"), n_healthy=12, n_test=2)
+
+
+SMOKE_RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(toy_root, tmp_path_factory):
+    """thresh and ae, smoke profile, T2, in process: the reference other launchers match."""
+    from benchmark.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(SMOKE_RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
+                             str(out), "--run-id", "r"]) == 0
+    return out / "r"
