@@ -378,7 +378,9 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*Checkpoint directory .* exists and is not empty.*",
                     ".*LeafSpec.*", ".*does not have many workers.*",
-                    ".*The number of training batches .* is smaller than the logging interval.*"):
+                    ".*The number of training batches .* is smaller than the logging interval.*",
+                    # a machine with Slurm's srun installed, running in process
+                    ".*The `srun` command is available on your system but is not used.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

@@ -46,7 +46,6 @@ class LaunchOptions:
     sbatch: dict[str, str | bool] = field(default_factory=dict)  # extra #SBATCH lines
     setup: list[str] = field(default_factory=list)  # shell lines before each job
     detach: bool = False                     # slurm: submit and return
-    poll_seconds: float = 10.0
 
     def gpus_for(self, method: str) -> int | None:
         return self.gpus_by_method.get(method, self.gpus_per_part)

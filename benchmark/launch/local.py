@@ -87,7 +87,7 @@ def run_local(cfg, parts: list[Part], opts: LaunchOptions, say: Callable[[str], 
                               submitted=now(), gpus=env["CUDA_VISIBLE_DEVICES"],
                               threads=slot.threads)
                 active[part] = (slot, job)
-            time.sleep(min(opts.poll_seconds, 1.0))
+            time.sleep(0.5)
             for part, (slot, job) in list(active.items()):
                 if job.done():
                     del active[part]
