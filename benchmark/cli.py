@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .profiles import PROFILES
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -174,15 +175,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .train import SELECTION
 
     curve_every = profile.curve_every if args.curve_every is None else args.curve_every
-    if curve_every < 0:
-        raise CliError(f"--curve-every {curve_every}: expected 0 (off) or a positive number")
+    curve_points = profile.curve_points if args.curve_points is None else args.curve_points
+    if args.curve_every is not None and args.curve_points is None:
+        curve_points = 0  # an explicit cadence replaces the profile's
+    if args.curve_points is not None and args.curve_every is None:
+        curve_every = 0
+    if curve_every < 0 or curve_points < 0:
+        raise CliError("--curve-every/--curve-points: expected 0 (off) or a positive number")
     if args.select_checkpoint not in SELECTION:
         raise CliError(f"--select-checkpoint {args.select_checkpoint!r}; allowed: "
                        f"{', '.join(SELECTION)}")
-    if args.select_checkpoint != "val_loss" and curve_every == 0:
+    if args.select_checkpoint != "val_loss" and curve_every == 0 and curve_points == 0:
         raise CliError(f"--select-checkpoint {args.select_checkpoint} needs learning curves: "
                        "pass --curve-every N")
-    curves = CurveOptions(every_n_epochs=curve_every,
+    curves = CurveOptions(every_n_epochs=curve_every, points=curve_points,
                           volumes=args.curve_volumes or profile.curve_volumes)
     root, source = _resolve_data_root(args, profile)
     # DDP re-runs this command per device: the children must write into the same run.
@@ -215,12 +221,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string())
     print(f"\nresults: {run_dir}  (per_volume.csv, per_dataset.csv, timings.csv)")
+    print("auprc: pooled over the test volumes; chance: the lesion prevalence, a random map's "
+          "AUPRC.")
+    if profile.name != "paper":
+        print(f"The {profile.name} profile's numbers are not the paper's (CPU-sized networks "
+              "and training); the converged reference board is leaderboard/synthetic-reference/.")
     return 0
 
 
 def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", required=True, help="comma-separated, e.g. cddpm,pddpm")
-    p.add_argument("--profile", default="quick", choices=("paper", "quick", "smoke"))
+    p.add_argument("--profile", default="quick", choices=tuple(PROFILES),
+                   help="paper (GPU), reference (the published CPU board), quick (default), "
+                        "smoke (tests)")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding Data/ in the authors' layout (default: synthetic data)")
     p.add_argument("--synthetic-size", choices=("smoke", "quick", "paper"), default=None)
@@ -241,6 +254,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-every", type=int, default=None, metavar="N",
                    help="learning curves: validation metrics every N epochs into "
                         "<part>/curves.csv (default: the profile's; 0 = off)")
+    p.add_argument("--curve-points", type=int, default=None, metavar="K",
+                   help="learning curves: about K points per training stage (default: the "
+                        "profile's; 0 = off)")
     p.add_argument("--curve-volumes", type=int, default=None, metavar="K",
                    help="validation volumes per set for each curve point (default: profile's)")
     p.add_argument("--select-checkpoint", default="val_loss",
@@ -313,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("list", help="registered methods")
-    p.add_argument("--profile", default="paper", choices=("paper", "quick", "smoke"))
+    p.add_argument("--profile", default="paper", choices=tuple(PROFILES))
     p.set_defaults(handler=_cmd_list)
     p = sub.add_parser("run", help="train and evaluate methods, write a run directory")
     _configure_run(p)

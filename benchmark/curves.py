@@ -49,16 +49,23 @@ SELECT_METRICS = ("val_loss", "val_auprc_mean", "val_ssim")  # checkpoint select
 
 @dataclass(frozen=True)
 class CurveOptions:
-    """every_n_epochs: 0 = no curve; volumes: per validation set (healthy and each cohort);
-    seed: noise of the evaluation (fixed, so points differ by the weights only)."""
+    """every_n_epochs: a point every N epochs; or points: about this many points per
+    training stage (N = epochs // points); both 0 = no curve. volumes: per validation set
+    (healthy and each cohort); seed: noise of the evaluation (fixed, so points differ by
+    the weights only)."""
 
     every_n_epochs: int = 0
     volumes: int = 4
     seed: int = 0
+    points: int = 0
 
     @property
     def enabled(self) -> bool:
-        return self.every_n_epochs > 0
+        return self.every_n_epochs > 0 or self.points > 0
+
+    def every(self, epochs: int) -> int:
+        """Epochs between two points in a stage of ``epochs`` epochs."""
+        return self.every_n_epochs or max(1, epochs // max(1, self.points))
 
 
 def validation_sets(sets: dict[str, dict[str, list[VolumeRecord]]], volumes: int
@@ -147,6 +154,7 @@ class LearningCurves(Callback):
         self.ids, self.batch_size = dict(ids or {}), batch_size
         self.rows: list[dict] = []
         self.evaluate_maps = True
+        self.every = opts.every_n_epochs or 1  # set per stage by the harness
         self.step_offset = 0
         self._wall = self._cpu = 0.0
         self._loss_sum, self._loss_n = 0.0, 0
@@ -175,7 +183,7 @@ class LearningCurves(Callback):
             return
         epoch = trainer.current_epoch + 1
         last = epoch >= (trainer.max_epochs or epoch)
-        if epoch % self.opts.every_n_epochs and not last:
+        if epoch % self.every and not last:
             self._restart_clock()
             return
         val_loss = trainer.callback_metrics.get("val/loss")

@@ -23,7 +23,19 @@ from torch import Tensor
 Family = Literal["reconstruction", "diffusion", "feature", "self-supervised", "statistical"]
 FAMILIES: tuple[str, ...] = typing.get_args(Family)
 Sampling = Literal["slice", "volume"]
-PROFILES: tuple[str, ...] = ("paper", "quick", "smoke")
+
+
+def per_profile(table: dict[str, Any], profile: str, what: str) -> Any:
+    """``table[profile]``, else the value of the profile's base profile (e.g. a method
+    without ``reference`` epochs uses its ``quick`` ones); KeyError naming ``what``."""
+    from .profiles import get_profile
+
+    name = profile
+    while name is not None:
+        if name in table:
+            return table[name]
+        name = get_profile(name).base
+    raise KeyError(f"{what} has no entry for profile {profile!r} (has: {', '.join(table)})")
 
 
 @dataclass
@@ -117,7 +129,7 @@ class AnomalyMethod(L.LightningModule):
 
     def stage_epochs(self, stage: str, profile: str) -> int:
         """Epochs for ``stage`` under ``profile`` (default: ``epochs[profile]``)."""
-        return int(self.epochs[profile])
+        return int(per_profile(self.epochs, profile, f"{type(self).__name__}.epochs"))
 
     def fit_statistics(self, loader: Any) -> None:
         """Called once before training with a loader over the healthy training data."""
@@ -182,12 +194,17 @@ class AnomalyMethod(L.LightningModule):
 
         An unknown key is an error naming the key and the method's known keys.
         """
-        if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+        from .profiles import get_profile
+
+        get_profile(profile)  # an unknown profile is an error naming the allowed ones
         known = cls.hyperparameters()
         resolved: dict[str, Any] = {}
+        try:
+            own = per_profile(cls.profiles, profile, "")
+        except KeyError:
+            own = {}
         for source, values in (
-            (f"{cls.__name__}.profiles[{profile!r}]", cls.profiles.get(profile, {})),
+            (f"{cls.__name__}.profiles[{profile!r}]", own),
             (f"overrides for {cls.name!r}", overrides or {}),
         ):
             for key, value in values.items():

@@ -19,7 +19,7 @@ masks first; ``order="median_first"`` gives the paper's text order.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -194,9 +194,6 @@ class PostProcess:
         if seen[:2] == ["median", "mask"]:
             kw["order"] = "median_first"
         return cls(**kw)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     # ------------------------------------------------------------ applying it
     def apply(self, anomaly_map, brain_mask=None, median_backend: str = "fast") -> np.ndarray:

@@ -191,6 +191,13 @@ class Part:
     def write_json(self, name: str, payload: dict) -> None:
         write_json(self.file(name), payload)
 
+    def table(self, name: str) -> pd.DataFrame | None:
+        """One of the part's tables (RESULT_FILES), None if it has not been written."""
+        if name not in RESULT_FILES:
+            raise ValueError(f"unknown part table {name!r}; allowed: {', '.join(RESULT_FILES)}")
+        path = self.path / name
+        return pd.read_csv(path) if path.is_file() else None
+
     def mark_done(self, checkpoint: Path, tags: dict[str, Any], **record: Any) -> None:
         """done.json, written last: the part is complete on disk before it exists. Then the
         training state kept for resuming (last-<stage>.ckpt) goes: finished parts keep
@@ -264,6 +271,7 @@ class RunDir:
         values = dict(root=Path(config["data_root"]), sequence=sequence, fold=fold,
                       fold_scheme=config.get("fold_scheme", "disjoint"),
                       max_test_volumes=profile.get("max_test_volumes"),
+                      max_val_volumes=profile.get("max_val_volumes"),
                       max_train_volumes=profile.get("max_train_volumes"),
                       cohorts=config.get("cohorts"))
         values.update(overrides)
@@ -306,9 +314,6 @@ class RunDir:
                 and (fold is None or p.fold == fold)]
 
     # ------------------------------------------------------------ tables
-    def table_path(self, name: str) -> Path:
-        return self.path / name
-
     def collect(self) -> None:
         """Rebuild the run-level tables from every finished part (cheap; after each part)."""
         parts = self.parts()

@@ -69,7 +69,8 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
         batch_size=cfg.profile.batch_size, num_workers=cfg.num_workers, augment=cfg.augment,
         repeats=cfg.profile.repeats, val_slices=cfg.profile.val_slices,
         max_train_volumes=cfg.profile.max_train_volumes,
-        max_test_volumes=cfg.profile.max_test_volumes, progress=cfg.trainer.progress,
+        max_test_volumes=cfg.profile.max_test_volumes,
+        max_val_volumes=cfg.profile.max_val_volumes, progress=cfg.trainer.progress,
         cohorts=cfg.cohorts,
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
@@ -143,16 +144,24 @@ def run_benchmark(cfg: RunConfig) -> Path:
 
 
 def summary_table(run: Path) -> pd.DataFrame:
-    """Mean over test volumes (and folds) per method x dataset: AUPRC, AUROC and Dice at
-    each threshold source. ``dice[oracle]`` is chosen on the test set: an upper bound."""
+    """Per method x dataset: pooled AUPRC beside the test set's chance level (its lesion
+    prevalence: the AUPRC of a random map), mean AUROC, and mean Dice at each threshold
+    source. ``dice[oracle]`` is chosen on the test set: an upper bound."""
     path = Path(run) / "per_volume.csv"
     if not path.is_file():
         return pd.DataFrame()
     df = pd.read_csv(path)
     keys = ["method", "sequence", "dataset"]
     ranking = df.groupby(keys)[["auprc", "auroc"]].mean()
+    pooled_path = Path(run) / "per_dataset.csv"
+    if pooled_path.is_file():
+        pooled = pd.read_csv(pooled_path)
+        pooled = pooled[pooled["metric"].isin(["auprc_pooled", "prevalence"])]
+        pooled = pooled.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
+        ranking = pooled.rename(columns={"auprc_pooled": "auprc", "prevalence": "chance"}) \
+            .join(ranking[["auroc"]], how="right")
     dice = df.pivot_table(index=keys, columns="threshold_source", values="dice", aggfunc="mean")
     order = [s for s in ("oracle", "val", "fpr1", "fpr5", "fpr10") if s in dice.columns]
     dice = dice[order + [c for c in dice.columns if c not in order]]
     dice.columns = [f"dice[{c}]" for c in dice.columns]
-    return ranking.join(dice).round(3)
+    return ranking.join(dice).round(4)

@@ -124,8 +124,7 @@ def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves |
     return ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor=monitor,
                            mode=mode, save_top_k=1, enable_version_counter=False,
                            # a curve metric exists only on the curve's epochs
-                           every_n_epochs=curves.opts.every_n_epochs if select != "val_loss"
-                           else None,
+                           every_n_epochs=curves.every if select != "val_loss" else None,
                            # weights only: parts are the unit of --resume, so optimiser
                            # state is never read back and would double the file (RD: 1.3 GB)
                            save_weights_only=True)
@@ -175,6 +174,7 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             continue
         if curves is not None:
             curves.evaluate_maps = stage == stages[-1]
+            curves.every = curves.opts.every(epochs)
         ckpt = _checkpoint(out_dir, stage, options.select, curves)
         resume = out_dir / RESUME_CHECKPOINT.format(stage=stage)
         resuming = resume.is_file()

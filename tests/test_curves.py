@@ -80,3 +80,26 @@ def test_selecting_by_a_curve_metric_needs_curves(toy_root, tmp_path, capsys):
     assert main(RUN + ["--methods", "ae", "--data-root", str(toy_root), "--out", str(tmp_path),
                        "--select-checkpoint", "auc", "--curve-every", "1"]) == 2
     assert "val_loss, val_auprc_mean, val_ssim" in capsys.readouterr().err
+
+
+def test_convergence_of_a_known_curve():
+    """A curve rising 0.1 -> 0.5 in 4 points and flat after: 90 % of the rise is reached
+    at the first point whose 3-point running mean is >= 0.46."""
+    from benchmark.experiments.learning_curves import convergence
+
+    auprc = [0.1, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    part = pd.DataFrame({"step": range(10, 100, 10), "val_auprc_mean": auprc,
+                         "train_cpu_seconds": np.arange(1.0, 10)})
+    got = convergence(part, "val_auprc_mean", higher=True)
+    # running means: .1 .2 .3 .433 .5 .5 -> plateau .5, 90 % of the rise (.46) at step 50
+    assert got["plateau"] == pytest.approx(0.5) and got["steps_to_fraction"] == 50
+    assert got["cpu_seconds_to_fraction"] == 5 and got["converged"]
+    # still climbing: running means .1 .15 .2 .3 ... .8; its last third (point 5 -> 8:
+    # .5 -> .8 of a .7 rise) gained 3/7
+    rising = convergence(part.assign(val_auprc_mean=np.arange(1, 10) / 10),
+                         "val_auprc_mean", higher=True)
+    assert rising["late_gain"] == pytest.approx(3 / 7) and not rising["converged"]
+    loss = part.assign(val_loss=[1.0, 0.5, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2])
+    down = convergence(loss, "val_loss", higher=False)
+    # running means 1, .75, .567, .3, .2, ...: 90 % of the fall (to .28) first at step 50
+    assert down["plateau"] == pytest.approx(0.2) and down["steps_to_fraction"] == 50

@@ -268,18 +268,16 @@ def test_spark_loss_is_on_removed_patches_only():
 
 # ---------------------------------------------------------------- experiments' pure parts
 def test_histogram_divergences_known_answers():
-    from benchmark.experiments.histograms import (
-        entropy_difference,
-        histogram,
-        kl_divergence,
-    )
+    """The experiment uses the protocol's definitions (benchmark.metrics)."""
+    from benchmark.experiments.histograms import divergences
 
-    p = histogram(np.array([0.1, 0.1, 0.9, 0.9]))
-    assert p.sum() == pytest.approx(1) and p.max() == pytest.approx(0.5)
-    assert kl_divergence(p, p) == pytest.approx(0, abs=1e-9)
-    q = histogram(np.array([0.3, 0.3, 0.7, 0.7]))  # same entropy, disjoint support
-    assert entropy_difference(p, q) == pytest.approx(0, abs=1e-12)  # the paper's "KLD" misses it
-    assert kl_divergence(p, q) > 5  # a true divergence does not
+    x = np.repeat([0.1, 0.9], 500)
+    same = divergences(x, x)
+    assert same["kl"] == pytest.approx(0, abs=1e-12)
+    assert same["entropy_difference"] == pytest.approx(0, abs=1e-12)
+    other = divergences(x, np.repeat([0.3, 0.7], 500))  # same entropy, disjoint support
+    assert other["entropy_difference"] == pytest.approx(0, abs=1e-12)  # the paper's "KLD"
+    assert other["kl"] > 5  # a true divergence sees it: log(1001) with 0.5 pseudo-counts
 
 
 def test_conditioning_crop_keeps_the_left_fraction():
@@ -288,3 +286,28 @@ def test_conditioning_crop_keeps_the_left_fraction():
     x = torch.ones(1, 1, 4, 10)
     assert crop_width(x, 50)[..., :5].eq(1).all() and crop_width(x, 50)[..., 5:].eq(0).all()
     assert crop_width(x, 0).eq(0).all() and torch.equal(crop_width(x, 100), x)
+
+
+def test_cddpm_encoder_is_the_authors_timm_resnet50():
+    """Stochastic depth rising linearly to 0.05, zero-initialised last BN per block, no
+    bias on the shortcut convolutions (MONAI's default has one: 3,840 parameters)."""
+    from monai.networks.layers import DropPath
+
+    from methods.cddpm.network import build_encoder
+
+    enc = build_encoder("resnet50", 128)
+    monai_default = build_encoder("resnet50", 128, drop_path=0.0, zero_init_last=False,
+                                  shortcut_bias=True)
+    n = sum(p.numel() for p in enc.parameters())
+    assert sum(p.numel() for p in monai_default.parameters()) - n == 3840
+    blocks = [b for layer in (enc.layer1, enc.layer2, enc.layer3, enc.layer4) for b in layer]
+    assert len(blocks) == 16 and all(b.bn3.weight.abs().sum() == 0 for b in blocks)
+    rates = [b.drop_path.drop_prob if isinstance(getattr(b, "drop_path", None), DropPath)
+             else 0.0 for b in blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.05)
+    assert rates == pytest.approx([0.05 * i / 15 for i in range(16)])
+    assert not any("drop_path" in k for k in enc.state_dict())  # checkpoint keys unchanged
+    # stochastic depth acts in training only
+    noisy = build_encoder("resnet18", 16, 0.5, drop_path=0.5, zero_init_last=False).eval()
+    x = torch.rand(4, 1, 96, 96)
+    assert torch.equal(noisy(x), noisy(x))

@@ -3,17 +3,23 @@ the experiment's output where the experiment wrote it."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from benchmark.cli import main
 from benchmark.leaderboard.load import load_run
 
 
-def test_noise_levels_reach_the_leaderboard(toy_root, tmp_path):
-    run = tmp_path / "runs" / "r"
+@pytest.fixture(scope="module")
+def run(toy_root, tmp_path_factory):
+    """One smoke run of a diffusion model and an AE on the toy data, T2, BraTS only."""
+    out = tmp_path_factory.mktemp("runs")
     assert main(["run", "--profile", "smoke", "--sequences", "t2", "--no-progress",
-                 "--methods", "ddpm", "--set", "ddpm.noise=gaussian", "--cohorts", "Brats21",
-                 "--data-root", str(toy_root), "--out", str(tmp_path / "runs"),
-                 "--run-id", "r"]) == 0
+                 "--methods", "ddpm,ae", "--set", "ddpm.noise=gaussian", "--cohorts", "Brats21",
+                 "--data-root", str(toy_root), "--out", str(out), "--run-id", "r"]) == 0
+    return out / "r"
+
+
+def test_noise_levels_reach_the_leaderboard(run, tmp_path):
     assert main(["experiment", "noise-levels", str(run), "--methods", "ddpm",
                  "--steps", "250,500", "--max-volumes", "1", "--slice-stride", "10"]) == 0
     written = run / "experiments" / "noise-levels" / "noise_levels.csv"
@@ -26,3 +32,16 @@ def test_noise_levels_reach_the_leaderboard(toy_root, tmp_path):
                  "--rounds", "100"]) == 0
     assert (out / "plots" / "noise_levels.png").is_file()
     assert not pd.read_csv(out / "leaderboard.csv").empty
+
+
+def test_domain_shift_experiment_writes_scores_per_contrast(run):
+    assert main(["experiment", "domain-shift", str(run), "--methods", "ae",
+                 "--contrasts", "0.5,1"]) == 0
+    shift = pd.read_csv(run / "domain_shift.csv")
+    assert set(shift["contrast"]) == {0.5, 1.0} and set(shift["method"]) == {"ae"}
+    auprc = shift[shift.metric == "auprc_pooled"].set_index("contrast")["value"]
+    own = pd.read_csv(run / "per_dataset.csv")
+    own = own[(own.metric == "auprc_pooled") & (own.method == "ae")]["value"].iloc[0]
+    assert auprc[1.0] == own  # cl=1: the part's own maps
+    assert auprc[0.5] != auprc[1.0]
+    assert "tags" in shift.columns  # the part's result tags travel with its rows

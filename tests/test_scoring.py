@@ -74,6 +74,10 @@ def test_perfect_maps_score_perfectly(tmp_path, sets):
     pooled = ds.set_index(["dataset", "threshold_source", "metric"])["value"]
     assert pooled[("Brats21", "oracle", "best_dice_pooled")] == 1.0
     assert pooled[("Brats21", "none", "auprc_pooled")] == pytest.approx(1.0)
+    # chance level: lesion voxels / brain voxels of the test volumes (a random map's AUPRC)
+    vols = [load_volume(r) for r in sets["Brats21"]["test"]]
+    share = sum(int((v.seg & v.mask).sum()) for v in vols) / sum(int(v.mask.sum()) for v in vols)
+    assert pooled[("Brats21", "none", "prevalence")] == pytest.approx(share)
     # fpr thresholds come from healthy val maps uniform on [0, 0.2): ~1/5/10 % flagged
     for src, rate in (("fpr1", 0.01), ("fpr5", 0.05), ("fpr10", 0.10)):
         assert pooled[("Brats21", src, "threshold")] == pytest.approx(0.2 * (1 - rate), abs=0.01)

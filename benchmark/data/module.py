@@ -29,6 +29,7 @@ class DataConfig:
     val_slices: int = 10        # fixed slices per validation volume
     max_train_volumes: int | None = None
     max_test_volumes: int | None = None
+    max_val_volumes: int | None = None  # None: max_test_volumes
     progress: bool = False
     cohorts: list[str] | None = field(default=None)  # None: every cohort of the sequence
 
@@ -98,11 +99,12 @@ class BenchmarkDataModule(L.LightningDataModule):
         """{dataset: {split: records}}: the healthy test set (IXI) and each labelled cohort's
         val and test splits (val is only for choosing thresholds, never scored as a result)."""
         cap = self.cfg.max_test_volumes
+        val_cap = cap if self.cfg.max_val_volumes is None else self.cfg.max_val_volumes
         sets = {layout.HEALTHY_COHORT: {"test": self.records["test"][:cap],
-                                        "val": self.records["val"][:cap]}}
+                                        "val": self.records["val"][:val_cap]}}
         for cohort in self.test_cohorts():
             entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
             if layout.has_split(self.cfg.root, cohort, "val"):
-                entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:cap]
+                entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:val_cap]
             sets[cohort] = entry
         return sets

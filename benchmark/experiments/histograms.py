@@ -10,9 +10,10 @@ Histograms: 500 bins on [0, 1] over healthy brain voxels, counts / total / bin w
 
 Divergence: the paper's "KLD" formula is the difference of the two entropies
 H(p_input) - H(p_rec), which is not a divergence (it can be negative and is zero for two
-different distributions of equal entropy). Reported here: ``kl`` = KL(p_input || p_rec)
-with both histograms smoothed by 1e-6 per bin (a true divergence, >= 0), and
-``entropy_difference`` = the paper's formula, for comparison with its numbers.
+different distributions of equal entropy). Reported here, with the protocol's own
+definitions (benchmark.metrics, the same as recon_quality.csv): ``kl`` = KL(p_input ||
+p_rec) (metrics.kl_divergence: 0.5 pseudo-counts per bin, a true divergence, >= 0), and
+``entropy_difference`` = the paper's formula (metrics.paper_entropy_difference).
 Writes histograms.csv and histograms.png under <run>/experiments/histograms/.
 """
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark import metrics
 from benchmark.experiments import common
 
 BINS = 500
-EPS = 1e-6
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -38,23 +39,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="unhealthy cohort for the out-of-domain panel (default: first)")
 
 
-def histogram(values: np.ndarray) -> np.ndarray:
-    """Probability per bin (sums to 1) of values clipped to [0, 1], 500 bins."""
-    counts, _ = np.histogram(np.clip(values, 0, 1), bins=BINS, range=(0, 1))
-    return counts / max(counts.sum(), 1)
+def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, edges): 500 bins on [0, 1], values clipped into the edge bins."""
+    return metrics.histogram_counts(values, bins=BINS, value_range=(0.0, 1.0))
 
 
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p || q) in nats, both smoothed by EPS per bin and renormalised."""
-    p = (p + EPS) / (p + EPS).sum()
-    q = (q + EPS) / (q + EPS).sum()
-    return float(np.sum(p * np.log(p / q)))
-
-
-def entropy_difference(p: np.ndarray, q: np.ndarray) -> float:
-    """The paper's formula: [-sum p log p] - [-sum q log q] (0 log 0 = 0)."""
-    h = lambda r: -float(np.sum(r[r > 0] * np.log(r[r > 0])))  # noqa: E731
-    return h(p) - h(q)
+def divergences(x: np.ndarray, r: np.ndarray) -> dict[str, float]:
+    """KL(p_input || p_rec) and the paper's entropy difference, as benchmark.metrics
+    defines them for recon_quality.csv."""
+    (c_in, edges), (c_rec, _) = histogram(x), histogram(r)
+    p, q = metrics.density(c_in, edges), metrics.density(c_rec, edges)
+    return {"kl": metrics.kl_divergence(p, q, edges, n_counts=int(c_in.sum())),
+            "entropy_difference": metrics.paper_entropy_difference(p, q)}
 
 
 def _collect(method, volumes, cl: float, steps, stride, healthy_only: bool):
@@ -87,8 +83,8 @@ def _plot(hists: dict, frame: pd.DataFrame, path) -> None:
         for c, cl in enumerate(contrasts):
             ax = axes[r][c]
             p_in, p_rec = hists[(method, dataset, cl)]
-            ax.plot(centres, p_in * BINS, lw=0.8, label="input")
-            ax.plot(centres, p_rec * BINS, lw=0.8, label="reconstruction")
+            ax.plot(centres, p_in, lw=0.8, label="input")
+            ax.plot(centres, p_rec, lw=0.8, label="reconstruction")
             kl = frame[(frame.method == method) & (frame.dataset == dataset)
                        & (frame.contrast == cl)]["kl"].iloc[0]
             ax.set_title(f"{method} {dataset} cl={cl}\nKL={kl:.3f}", fontsize=7)
@@ -115,12 +111,11 @@ def main(args: argparse.Namespace) -> int:
             volumes = common.test_volumes(sets, dataset)
             for cl in contrasts:
                 x, r = _collect(method, volumes, cl, steps, args.slice_stride, healthy_only)
-                p, q = histogram(x), histogram(r)
-                hists[(name, dataset, cl)] = (p, q)
+                hists[(name, dataset, cl)] = tuple(metrics.density(*histogram(v)) for v in (x, r))
                 rows.append({"method": name, "sequence": part.sequence, "fold": part.fold,
                              "dataset": dataset, "region": "healthy brain", "contrast": cl,
-                             "kl": kl_divergence(p, q), "entropy_difference": entropy_difference(p, q),
-                             "l1": float(np.abs(x - r).mean()), "n_voxels": int(x.size)})
+                             **divergences(x, r), "l1": float(np.abs(x - r).mean()),
+                             "n_voxels": int(x.size)})
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "histograms")

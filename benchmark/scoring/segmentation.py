@@ -19,11 +19,17 @@ from .maps import PartMaps
 
 
 def _ranking(maps, labels, masks, opts) -> tuple[list[dict], dict]:
-    """Per-volume and pooled AUPRC/AUROC over the ``auc_region`` voxels (one sort each)."""
+    """Per-volume and pooled AUPRC/AUROC over the ``auc_region`` voxels (one sort each);
+    the pooled dict also holds ``prevalence``, the share of lesion voxels in the region:
+    the expected AUPRC of a random map (chance level)."""
     if opts.auc_region == "brain":
-        return metrics.dataset_ranking_metrics([m[b] for m, b in zip(maps, masks)],
-                                               [y[b] for y, b in zip(labels, masks)])
-    return metrics.dataset_ranking_metrics(maps, labels)
+        labels = [y[b] for y, b in zip(labels, masks)]
+        maps = [m[b] for m, b in zip(maps, masks)]
+    per_volume, pooled = metrics.dataset_ranking_metrics(maps, labels)
+    n = sum(y.size for y in labels)
+    pooled = {**pooled, "prevalence": sum(int(np.count_nonzero(y)) for y in labels) / n
+              if n else np.nan}
+    return per_volume, pooled
 
 
 def _volume_rows(records, maps, labels, ranking, thresholds, opts, base) -> list[dict]:
@@ -66,6 +72,7 @@ def _dataset_rows(rows: pd.DataFrame, pooled: dict, thresholds, base) -> list:
     first = rows.drop_duplicates("volume")
     out = [row("none", "auprc_pooled", pooled["auprc"]),
            row("none", "auroc_pooled", pooled["auroc"]),
+           row("none", "prevalence", pooled["prevalence"]),
            *mean_std("none", first, "auprc"), *mean_std("none", first, "auroc")]
     for source, (thr, fit) in thresholds.items():
         sel = rows[rows["threshold_source"] == source]

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from benchmark.diffusion.method import UNET_PROFILES, DiffusionMethod, NoiseType
 from benchmark.diffusion.schedules import ScheduleName
+from benchmark.method import per_profile
 from benchmark.registry import register_method
 
 from .network import SparKPretrainer, build_encoder
@@ -26,8 +27,8 @@ _QUICK = {"encoder": "resnet18", "encoder_width": 0.5, "decoder_width": 128}
 @register_method("cddpm")
 class CDDPM(DiffusionMethod):
     paper = "Behrendt et al., Computers in Biology and Medicine 186:109660 (2025)"
-    epochs = {"paper": 1200, "quick": 12, "smoke": 1}
-    pretrain_epochs = {"paper": 1200, "quick": 3, "smoke": 1}
+    epochs = {"paper": 1200, "reference": 100, "quick": 12, "smoke": 1}
+    pretrain_epochs = {"paper": 1200, "reference": 30, "quick": 3, "smoke": 1}
     profiles = {
         "smoke": {**UNET_PROFILES["smoke"], **_SMOKE},
         "quick": {**UNET_PROFILES["quick"], **_QUICK},
@@ -41,6 +42,9 @@ class CDDPM(DiffusionMethod):
         cond_dim: int = 128,
         encoder: str = "resnet50",
         encoder_width: float = 1.0,
+        encoder_drop_path: float = 0.05,
+        encoder_zero_init_last: bool = True,
+        encoder_shortcut_bias: bool = False,
         pretrain: bool = True,
         mask_ratio: float = 0.65,
         pretrain_lr: float = 1e-4,
@@ -61,7 +65,8 @@ class CDDPM(DiffusionMethod):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = build_encoder(encoder, cond_dim, encoder_width)
+        self.encoder = build_encoder(encoder, cond_dim, encoder_width, encoder_drop_path,
+                                     encoder_zero_init_last, encoder_shortcut_bias)
         self._build_diffusion(cond_dim=cond_dim)
         # The pre-training head exists only when the run pre-trains, so checkpoints of
         # runs without SSL carry no unused decoder.
@@ -75,8 +80,8 @@ class CDDPM(DiffusionMethod):
 
     def stage_epochs(self, stage: str, profile: str) -> int:
         if stage == "pretrain":
-            return int(self.pretrain_epochs[profile])
-        return int(self.epochs[profile])
+            return int(per_profile(self.pretrain_epochs, profile, "CDDPM.pretrain_epochs"))
+        return super().stage_epochs(stage, profile)
 
     def setup(self, stage: str) -> None:
         """Freeze what the current training stage does not use, before Lightning wraps the

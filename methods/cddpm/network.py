@@ -5,6 +5,8 @@ fully connected layer to c in R^d. MONAI's ``resnet50(spatial_dims=2, n_input_ch
 num_classes=d, conv1_t_stride=2)`` is the torchvision/timm ResNet-50 layout (7x7 stride-2
 stem, max-pool, bottleneck stages 3-4-6-3 with the stride in the 3x3 conv, projection
 shortcuts) that the authors build with timm; at 96 px its last feature map is 3x3.
+:func:`build_encoder` adds what their timm model has and MONAI's lacks (stochastic depth,
+zero-initialised last BN per block, bias-free shortcut convolutions).
 
 Pre-training (paper Sec. 3.3; SparK, Tian et al. ICLR 2023, as configured by the
 authors): the slice is cut into 32x32 patches (the encoder's downsampling ratio, a 3x3
@@ -24,22 +26,52 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from monai.networks.layers import DropPath
 from monai.networks.nets import resnet
 from torch import Tensor, nn
 
 ENCODERS = ("resnet10", "resnet18", "resnet34", "resnet50")
 
 
-def build_encoder(name: str = "resnet50", cond_dim: int = 128, width: float = 1.0) -> resnet.ResNet:
+def build_encoder(name: str = "resnet50", cond_dim: int = 128, width: float = 1.0,
+                  drop_path: float = 0.05, zero_init_last: bool = True,
+                  shortcut_bias: bool = False) -> resnet.ResNet:
     """F_enc: (N, 1, H, W) in [0, 1] -> c: (N, cond_dim). ``width`` scales the channels
-    (MONAI's widen_factor; 1.0 is the standard network, smaller only for CPU smoke runs)."""
+    (MONAI's widen_factor; 1.0 is the standard network, smaller only for CPU smoke runs).
+
+    As the authors' timm ResNet (the paper does not say): stochastic depth on each block's
+    residual branch with rates rising linearly from 0 to ``drop_path`` over the blocks
+    (timm's drop_path_rate, 0.05 in their config), the last batch-norm weight of each block
+    initialised to zero (timm's zero_init_last), and no bias on the shortcut convolution
+    (MONAI adds one by default: 3,840 parameters in ResNet-50)."""
     if name not in ENCODERS:
         raise ValueError(f"encoder={name!r}; allowed: {', '.join(ENCODERS)}")
+    if not 0 <= drop_path < 1:
+        raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
     factory = getattr(resnet, name)
-    return factory(
+    net = factory(
         spatial_dims=2, n_input_channels=1, num_classes=cond_dim,
-        conv1_t_stride=2, widen_factor=width,
+        conv1_t_stride=2, widen_factor=width, bias_downsample=shortcut_bias,
     )
+    blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
+    rates = torch.linspace(0, drop_path, len(blocks)).tolist()
+    for block, rate in zip(blocks, rates):
+        last_bn = block.bn3 if isinstance(block, resnet.ResNetBottleneck) else block.bn2
+        if zero_init_last:
+            nn.init.zeros_(last_bn.weight)
+        if rate > 0:
+            # the last BN's output IS the residual branch: dropping it per sample before
+            # the shortcut is added is stochastic depth (DropPath has no weights, so the
+            # state dict keeps MONAI's keys)
+            block.drop_path = DropPath(rate)
+            last_bn.register_forward_hook(_drop_branch(block.drop_path))
+    return net
+
+
+def _drop_branch(drop: nn.Module):
+    def hook(module: nn.Module, inputs, output: Tensor) -> Tensor:
+        return drop(output)
+    return hook
 
 
 def encoder_stages(encoder: resnet.ResNet, x: Tensor, active: Tensor | None = None) -> list[Tensor]:

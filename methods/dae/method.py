@@ -18,7 +18,7 @@ class DAE(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Kascenas et al., MIDL 2022 (PMLR 172)"
-    epochs = {"paper": 1600, "quick": 6, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 150, "quick": 6, "smoke": 1}
     profiles = {
         "smoke": {"depth": 2, "wf": 2},
         "quick": {"wf": 3, "lr": 1e-3},

@@ -22,7 +22,7 @@ class EDC(AnomalyMethod):
     family = "feature"
     paper = "Guo et al., IEEE TMI 2023"
     # edc_br35h.py: 4,000 iterations at batch 32 = 128k slices ~ 344 epochs of 372 slices
-    epochs = {"paper": 344, "quick": 3, "smoke": 1}
+    epochs = {"paper": 344, "reference": 20, "quick": 3, "smoke": 1}
     profiles = {"smoke": {"arch": "tiny_bottleneck", "decoder_blocks": (1, 1, 1), **_RANDOM_OK},
                 "quick": dict(_RANDOM_OK)}
 

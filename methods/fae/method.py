@@ -23,7 +23,7 @@ class FAE(AnomalyMethod):
     family = "feature"
     paper = "Meissen et al., BrainLes@MICCAI 2022"
     # reference: 10,000 steps at batch 32 = 320k slices ~ 860 epochs of 372 slices
-    epochs = {"paper": 860, "quick": 10, "smoke": 1}
+    epochs = {"paper": 860, "reference": 40, "quick": 10, "smoke": 1}
     profiles = {"smoke": {"arch": "tiny_basic", "hidden_dims": (8, 8, 8, 8), **_RANDOM_OK},
                 "quick": dict(_RANDOM_OK)}
 

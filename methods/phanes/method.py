@@ -32,7 +32,7 @@ class PHANES(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Bercea et al., MICCAI 2023"
-    epochs = {"paper": 1600, "quick": 3, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 40, "quick": 3, "smoke": 1}
     profiles = {
         "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "gen_channels": 4, "gen_blocks": 1,
                   "disc_channels": 4, "saliency": "lpips_or_ssim", "vgg_loss": "vgg19_or_off"},

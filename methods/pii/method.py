@@ -19,7 +19,7 @@ class PII(AnomalyMethod):
     family = "self-supervised"
     paper = "Tan et al., MICCAI 2021"
     # UPD: 10,000 steps at batch 32 = 320k slices ~ 860 epochs of 372 slices
-    epochs = {"paper": 860, "quick": 15, "smoke": 1}
+    epochs = {"paper": 860, "reference": 30, "quick": 15, "smoke": 1}
     profiles = {"smoke": {"k": 1, "base": 4}}
 
     def __init__(self, *, lr: float = 1e-3, k: int = 4, base: int = 16, dropout: float = 0.0,

@@ -108,7 +108,7 @@ class RA(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Bercea et al., MIDL 2023 (PMLR 227)"
-    epochs = {"paper": 1600, "quick": 4, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 40, "quick": 4, "smoke": 1}
     profiles = {
         "smoke": {"channels": (4, 4, 8, 8, 8), "latent_dim": 8, "saliency": "lpips_or_ssim"},
         "quick": {"channels": (8, 16, 32, 32, 32), "saliency": "lpips_or_ssim", "lr": 2e-4},

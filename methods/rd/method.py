@@ -24,7 +24,7 @@ class RD(AnomalyMethod):
     family = "feature"
     paper = "Deng & Li, CVPR 2022"
     # UPD's MRI port trains 10,000 steps at batch 4 = 40k slices ~ 110 epochs of 372 slices
-    epochs = {"paper": 110, "quick": 3, "smoke": 1}
+    epochs = {"paper": 110, "reference": 10, "quick": 3, "smoke": 1}
     profiles = {"smoke": {"arch": "tiny_bottleneck", "decoder_blocks": (1, 1, 1), **_RANDOM_OK},
                 "quick": dict(_RANDOM_OK)}
 

@@ -27,7 +27,7 @@ class SVAE(AnomalyMethod):
     family = "reconstruction"
     paper = "Behrendt et al., MIDL 2022 (short paper)"
     sampling = "volume"
-    epochs = {"paper": 1600, "quick": 2, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 30, "quick": 2, "smoke": 1}
     profiles = {
         "smoke": {"latent_dim": 8, "d_model": 16, "n_layers": 1, "n_heads": 2,
                   "base_filters": 4, "max_filters": 8},

@@ -56,7 +56,7 @@ class IntensityThreshold(AnomalyMethod):
     family = "statistical"
     paper = "Meissen et al., BrainLes@MICCAI 2021 (arXiv 2109.06023)"
     requires_training = False
-    epochs = {"paper": 0, "quick": 0, "smoke": 0}
+    epochs = {"paper": 0, "reference": 0, "quick": 0, "smoke": 0}
 
     def __init__(self, *, equalize: Equalize = "train", polarity: Polarity = "hyper",
                  nbins: int = 256) -> None:

@@ -19,7 +19,7 @@ class VAE(AnomalyMethod):
 
     family = "reconstruction"
     paper = "Baur et al., MedIA 69:101952 (2021)"
-    epochs = {"paper": 1600, "quick": 10, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 150, "quick": 10, "smoke": 1}
     profiles = {
         "smoke": {"latent_dim": 8, "base_filters": 4, "max_filters": 8},
         "quick": {"base_filters": 16, "max_filters": 64, "lr": 1e-3},

@@ -189,12 +189,6 @@ def _radial_squeeze(points: np.ndarray, centre, radius: float, strength: float) 
     return centre + diff * (1.0 - strength * np.exp(-r2 / (2.0 * radius**2)))
 
 
-def output_world_points() -> np.ndarray:
-    """World (mm) coordinates of every output voxel, (3, H, W, D) float32."""
-    idx = np.indices(GRID_SHAPE, dtype=np.float32)
-    return idx * SPACING_MM + GRID_ORIGIN_MM.astype(np.float32).reshape(3, 1, 1, 1)
-
-
 def warp_anatomy(warp: Warp) -> Anatomy:
     """Sample the template's tissue maps through the subject's warp onto the output grid."""
     tpl = load_template()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Regenerates leaderboard/synthetic-reference/: every registered method on the embedded
+# synthetic default, reference profile (3 folds, learning curves), seed 3141.
+# Run from the repository root:   bash leaderboard/synthetic-reference/reproduce.sh
+#
+# Two lanes side by side, one CPU thread each (the reference machine has 2 cores):
+#   lane "diffusion": ddpm, pddpm, cddpm        lane "baselines": the other eleven
+# Each lane runs fold 0 of all its methods, then fold 1, then fold 2: ordinary
+# `python -m benchmark run ... --resume` commands into a run directory under runs/ here.
+# Parts finish one at a time and are complete on disk when done.json appears, so the run
+# can stop anywhere (a crash, the end of a working day) and a re-run continues; the
+# parts' small records (CSVs, JSON) are committed, checkpoints and maps are not
+# (.gitignore), so a fresh clone resumes too.  ONLY=leaderboard skips training.
+set -euo pipefail
+PY=${PYTHON:-python}
+HERE=leaderboard/synthetic-reference
+RUNS=$HERE/runs
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+common=(--profile reference --out "$RUNS" --no-progress --resume)
+
+lane() {  # lane <run-id> <methods>
+  for fold in 0 1 2; do
+    "$PY" -m benchmark run --methods "$2" --folds "$fold" --run-id "$1" "${common[@]}"
+  done
+}
+
+if [ "${ONLY:-}" != "leaderboard" ]; then
+  mkdir -p "$RUNS"
+  lane baselines thresh,ae,vae,dae,svae,ra,phanes,rd,fae,edc,pii > "$RUNS/baselines.log" 2>&1 &
+  one=$!
+  lane diffusion ddpm,pddpm,cddpm > "$RUNS/diffusion.log" 2>&1 &
+  two=$!
+  status=0
+  wait "$one" || { echo "lane baselines failed: see $RUNS/baselines.log" >&2; status=1; }
+  wait "$two" || { echo "lane diffusion failed: see $RUNS/diffusion.log" >&2; status=1; }
+  [ "$status" -eq 0 ] || exit "$status"
+fi
+
+# 3 folds: tests pair per-volume values across the folds (fold-level tests with n=3
+# cannot reach p < 0.125)
+"$PY" -m benchmark leaderboard "$RUNS"/baselines "$RUNS"/diffusion --out "$HERE" \
+  --paired volume
+"$PY" -m benchmark experiment learning-curves "$RUNS"/baselines "$RUNS"/diffusion \
+  --out "$HERE/plots"
+"$PY" -m benchmark report "$HERE"
