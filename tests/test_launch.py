@@ -359,3 +359,9 @@ def test_plan_scales_epoch_time_by_training_volumes_and_uses_reference_figures()
     # README's CPU figures: 0.2 training slices/s, 75 s per volume; one slice per volume
     assert ddpm.train_hours == pytest.approx(100 * 16 / 0.2 / 3600)
     assert ddpm.infer_hours == pytest.approx(10 * 75 / 3600) and "cpu" in ddpm.hardware
+    # stages and epochs come from the method's class and hyperparameters, no network built
+    [cddpm] = plan_parts(["cddpm"], paper, ["t2"], [0], counts, {})
+    assert cddpm.epochs == {"pretrain": 1200, "main": 1200}
+    [cddpm] = plan_parts(["cddpm"], paper, ["t2"], [0], counts, {}, None,
+                         {"cddpm": {"pretrain": "false"}})
+    assert cddpm.epochs == {"main": 1200}

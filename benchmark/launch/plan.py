@@ -25,6 +25,7 @@ include them), data loading before training, queueing.
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,21 @@ def reference_figure(method: str, profile: str) -> Figure | None:
 
 
 # ---------------------------------------------------------------------------- planning
+def method_spec(cls, profile: str, overrides: dict | None = None):
+    """An instance of a method's class with its resolved hyperparameters and no network
+    (``__init__`` not run): enough for its stages() and stage_epochs(), which read
+    hyperparameters and class attributes only, without building a paper-size model or
+    fetching pretrained weights to plan a run."""
+    from lightning.fabric.utilities.data import AttributeDict
+
+    defaults = {n: p.default for n, p in cls.hyperparameters().items()
+                if p.default is not inspect.Parameter.empty}
+    spec = cls.__new__(cls)
+    object.__setattr__(spec, "_hparams",
+                       AttributeDict({**defaults, **cls.resolve_hparams(profile, overrides)}))
+    return spec
+
+
 def plan_parts(methods: list[str], profile, sequences: list[str], folds: list[int],
                counts, figures: dict[tuple[str, str], Figure],
                epochs_override=None, overrides: dict | None = None) -> list[PartPlan]:
@@ -175,7 +191,7 @@ def plan_parts(methods: list[str], profile, sequences: list[str], folds: list[in
 
     out = []
     for name in methods:
-        method = get_method(name).from_profile(profile.name, (overrides or {}).get(name))
+        method = method_spec(get_method(name), profile.name, (overrides or {}).get(name))
         epochs = ({s: stage_epochs(method, s, profile, epochs_override) for s in method.stages()}
                   if method.requires_training else {})
         for sequence in sequences:
@@ -225,7 +241,9 @@ def summary(parts: list[PartPlan]) -> pd.DataFrame:
         rows.append({
             "method": method, "parts": len(mine),
             "epochs": "+".join(f"{k}={v}" for k, v in first.epochs.items()) or "0",
-            "train vols": first.counts.train, "eval vols/part": first.counts.evaluation,
+            "train vols": first.counts.train,
+            "eval vols/part": "/".join(str(n) for n in dict.fromkeys(p.counts.evaluation
+                                                                     for p in mine)),
             "hours/part": (sum(p.hours for p in known) / len(known)) if known else math.nan,
             "hours": sum(p.hours for p in known) if len(known) == len(mine) else math.nan,
             "on": first.hardware, "source": first.source})
@@ -272,7 +290,9 @@ def format_plan(parts: list[PartPlan], list_parts: bool = False) -> str:
 # ---------------------------------------------------------------------------- CLI
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", required=True, help="comma-separated, or all")
-    p.add_argument("--profile", default="paper", choices=("paper", "quick", "smoke"))
+    from ..profiles import PROFILES
+
+    p.add_argument("--profile", default="paper", choices=tuple(PROFILES))
     p.add_argument("--sequences", default="t2,t1")
     p.add_argument("--folds", default=None, help="e.g. 0,1,2 (default: the profile's)")
     p.add_argument("--epochs", default=None, metavar="N|STAGE=N,...",
