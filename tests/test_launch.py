@@ -302,6 +302,14 @@ def test_bad_launcher_flags_are_clear_errors(extra, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing is written before the flags are checked"
 
 
+def test_slurm_launcher_without_slurm_is_a_clear_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no sbatch anywhere
+    assert main(RUN + ["--methods", "ae", "--out", str(tmp_path / "runs"), "--launcher",
+                       "slurm"]) == 2
+    assert "no sbatch on this machine" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_time_limits_in_slurm_formats():
     from benchmark.launch import parse_time
 

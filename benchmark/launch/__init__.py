@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -156,6 +157,9 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
     slurm_only = {"--partition": args.partition, "--account": args.account,
                   "--mem-per-part": args.mem_per_part, "--sbatch": args.sbatch,
                   "--detach": args.detach}
+    if opts.launcher == "slurm" and shutil.which("sbatch") is None:
+        raise LaunchError("--launcher slurm: no sbatch on this machine; submit from a machine "
+                          "of the cluster (its login node)")
     if opts.launcher != "slurm":
         used = [flag for flag, value in slurm_only.items() if value]
         if used:

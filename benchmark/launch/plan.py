@@ -279,9 +279,9 @@ def format_plan(parts: list[PartPlan], list_parts: bool = False) -> str:
     if missing:
         lines.append(f"no estimate for: {', '.join(missing)} (no timing at this profile: pass "
                      "--timings RUN of a run that has them)")
-    lines.append("sources:")
-    for source in dict.fromkeys(p.source for p in parts if p.hours is not None):
-        lines.append(f"  {source}")
+    sources = list(dict.fromkeys(p.source for p in parts if p.hours is not None))
+    lines.append("sources:" + ("" if sources else " none"))
+    lines += [f"  {source}" for source in sources]
     notes = dict.fromkeys(n for p in parts for n in p.notes)
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
