@@ -302,6 +302,25 @@ def test_bad_launcher_flags_are_clear_errors(extra, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing is written before the flags are checked"
 
 
+def test_local_slots_one_gpu_each_in_turn_or_an_even_cpu_share(monkeypatch):
+    from benchmark.launch import LaunchError, LaunchOptions, cpu_count
+    from benchmark.launch.local import slots
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the GPUs this launcher may hand out
+    three = slots(LaunchOptions("local", max_parallel=3), ["ae"])
+    assert [s.gpus for s in three] == [("2",), ("3",), ("2",)]
+    assert three[0].environment()["CUDA_VISIBLE_DEVICES"] == "2"
+    assert all(s.threads == max(1, cpu_count() // 3) for s in three)
+    assert [s.gpus for s in slots(LaunchOptions("local"), ["ae"])] == [("2",), ("3",)]
+    cpu = slots(LaunchOptions("local", max_parallel=2, gpus_per_part=0, cpus_per_part=3), ["ae"])
+    assert [(s.gpus, s.threads) for s in cpu] == [((), 3), ((), 3)]
+    assert cpu[0].environment()["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert [s.gpus for s in slots(LaunchOptions("local", max_parallel=2), ["ae"])] == [(), ()]
+    with pytest.raises(LaunchError, match="needs --launcher slurm"):
+        slots(LaunchOptions("local", gpus_by_method={"cddpm": 2}), ["ae", "cddpm"])
+
+
 def test_slurm_launcher_without_slurm_is_a_clear_error(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no sbatch anywhere
     assert main(RUN + ["--methods", "ae", "--out", str(tmp_path / "runs"), "--launcher",

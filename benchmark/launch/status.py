@@ -211,12 +211,13 @@ def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStat
                 out.state = "pending" if not job and recent else "failed"
             else:
                 out.state = "failed"
-    else:  # local: is the job's process (or, before it starts, its controller) alive?
-        pid, host = (job.get("pid"), job.get("host")) if job else (sub.get("pid"), sub.get("host"))
-        alive = _pid_alive(pid, host)
+    else:  # local: is the job's process or its controller (which restarts a requeued job
+        # and ends with it) alive?
+        task = _pid_alive(job.get("pid"), job.get("host")) if job else False
+        controller = _pid_alive(sub.get("pid"), sub.get("host")) if sub else False
         if reported == "failed":
             out.state = "failed"
-        elif alive or (alive is None and reported == "running"):
+        elif task or controller or (None in (task, controller) and reported == "running"):
             out.state = "running"
         else:
             out.state = "failed"
