@@ -2,6 +2,9 @@
 
     list                              registered methods: name, family, paper, #params
     run --methods cddpm,pddpm         train, evaluate and write a run directory
+                                      (--launcher local|slurm: parts as parallel jobs)
+    status RUN_DIR                    where each part of a run stands (done/running/...)
+    plan --profile paper --methods .. a run's parts and its estimated cost
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
     report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
@@ -155,6 +158,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         profile = get_profile(args.profile)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    from .launch import options_from_args
+
+    launch_options = options_from_args(args)  # flag errors before any data is made
     sequences = [s.strip().lower() for s in args.sequences.split(",") if s.strip()]
     bad = [s for s in sequences if s not in ("t1", "t2")]
     if bad or not sequences:
@@ -207,7 +213,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise CliError(report(found.problems))
         print("check: OK, nothing written")
         return 0
-    run_benchmark(cfg)
+    if args.launcher != "inprocess":  # parts as jobs (benchmark.launch, docs/cluster.md)
+        from .launch import launch
+
+        code = launch(cfg, launch_options)
+        if code != 0 or args.detach:
+            return code
+    else:
+        run_benchmark(cfg)
     if launch_rank() != 0:
         return 0
     table = summary_table(run_dir)
@@ -274,6 +287,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map-dtype", default="float32", choices=("float32", "float16"))
     p.add_argument("--logger", default="csv", choices=("csv", "tensorboard", "wandb"))
     p.add_argument("--no-progress", action="store_true")
+    from .launch import add_run_arguments
+
+    add_run_arguments(p)
 
 
 # ---------------------------------------------------------------------------- plug-in commands
@@ -332,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate methods, write a run directory")
     _configure_run(p)
     p.set_defaults(handler=_cmd_run)
+    for name, module, help_text in (
+            ("status", "benchmark.launch.status", "where each part of a run stands"),
+            ("plan", "benchmark.launch.plan", "a run's parts and its estimated cost")):
+        p = sub.add_parser(name, help=help_text)
+        configure, main, _ = _optional(module, "configure_parser", "main", help_text)
+        configure(p)
+        p.set_defaults(handler=main)
     p = sub.add_parser("evaluate", help="re-score a finished run from its cached maps")
     _cmd_evaluate_configure(p)
     p.set_defaults(handler=_cmd_evaluate)
@@ -385,7 +408,9 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*Checkpoint directory .* exists and is not empty.*",
                     ".*LeafSpec.*", ".*does not have many workers.*",
-                    ".*The number of training batches .* is smaller than the logging interval.*"):
+                    ".*The number of training batches .* is smaller than the logging interval.*",
+                    # a machine with Slurm's srun installed, running in process
+                    ".*The `srun` command is available on your system but is not used.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

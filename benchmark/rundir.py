@@ -5,9 +5,14 @@
     runs/<run-id>/<method>/<seq>/fold<k>/  a part: best-*.ckpt, logs/, maps/, contrast<cl>/,
                                          hparams.json, per_volume.csv, per_dataset.csv,
                                          recon_quality.csv, curves.csv, timings.csv,
-                                         domain_shift.csv, done.json (written last)
+                                         domain_shift.csv, done.json (written last);
+                                         while unfinished: last-<stage>.ckpt (training
+                                         state to resume from); under a launcher:
+                                         submission.json (what was submitted: job id, log
+                                         files) and job.json (what the job reports)
     runs/<run-id>/per_volume.csv ...     the run-level tables: every finished part's rows
     runs/<run-id>/experiments/<name>/    outputs of `benchmark experiment <name>`
+    runs/<run-id>/launch/<job-id>/       a launcher's job files (submitit: pickles, logs)
 
 Every reader and writer goes through :class:`RunDir` and :class:`Part`: nothing else
 spells these paths or globs the tree. A part is finished when its ``done.json`` exists;
@@ -42,7 +47,6 @@ from typing import Any
 
 import filelock
 import pandas as pd
-import torch
 
 PACKAGES = ("torch", "lightning", "monai", "torchio", "numpy", "scipy", "scikit-learn",
             "pandas", "nibabel", "SimpleITK", "nilearn", "mlxtend", "uad-bench")
@@ -50,7 +54,9 @@ PACKAGES = ("torch", "lightning", "monai", "torchio", "numpy", "scipy", "scikit-
 RESULT_FILES = ("per_volume.csv", "per_dataset.csv", "timings.csv", "recon_quality.csv",
                 "curves.csv", "domain_shift.csv")
 CONFIG, ENVIRONMENT, DONE = "config.json", "environment.json", "done.json"
-EXPERIMENTS = "experiments"
+EXPERIMENTS, LAUNCH = "experiments", "launch"
+RESUME_CHECKPOINT = "last-{stage}.ckpt"  # a stage's training state while the part is unfinished
+SUBMISSION, JOB = "submission.json", "job.json"  # a launched part's records
 TAGS_COLUMN = "tags"  # per-row JSON object of the part's result tags
 # locks: <run>/.launch.lock (+ .launch.json: who holds it), <run>/.collect.lock,
 # <part>/.claim.lock (+ .claim.json)
@@ -241,14 +247,17 @@ class Part:
             yield self
 
     def clear(self) -> None:
-        """Empty an unfinished part (a killed attempt's checkpoint, logs, maps), keeping its
-        claim; call it while holding :meth:`claim`. A finished part is never cleared."""
+        """Empty an unfinished part (a killed attempt's best checkpoint, logs, maps), keeping
+        its claim, the launcher's job records and the training state it resumes from
+        (last-<stage>.ckpt); call it while holding :meth:`claim`. A finished part is never
+        cleared."""
         if self.is_done():
             raise ValueError(f"{self.path}: refusing to clear a finished part")
         if not self.path.is_dir():
             return
+        keep = {p.name for p in self.resume_checkpoints()} | {SUBMISSION, JOB}
         for child in self.path.iterdir():
-            if child.name.startswith(CLAIM_LOCK + "."):
+            if child.name.startswith(CLAIM_LOCK + ".") or child.name in keep:
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -342,9 +351,28 @@ class Part:
         return pd.read_csv(path) if path.is_file() else None
 
     def mark_done(self, checkpoint: Path, tags: dict[str, Any], **record: Any) -> None:
-        """done.json, written last: the part is complete on disk before it exists."""
+        """done.json, written last: the part is complete on disk before it exists. Then the
+        training state kept for resuming (last-<stage>.ckpt) goes: finished parts keep
+        weights only."""
         write_json(self.done_path, {"checkpoint": Path(checkpoint).name,
                                     "tags": {k: _plain(v) for k, v in tags.items()}, **record})
+        for path in self.resume_checkpoints():
+            path.unlink(missing_ok=True)
+
+    def resume_checkpoints(self) -> list[Path]:
+        """The training state an unfinished part resumes from (``last-<stage>.ckpt``)."""
+        return sorted(self.path.glob(RESUME_CHECKPOINT.format(stage="*")))
+
+    # ------------------------------------------------------------ launched jobs
+    @property
+    def submission_path(self) -> Path:
+        """What a launcher submitted for this part (job id, log files); launcher-written."""
+        return self.path / SUBMISSION
+
+    @property
+    def job_path(self) -> Path:
+        """What the part's job reports (state, host, pid, times, error); job-written."""
+        return self.path / JOB
 
 
 # ---------------------------------------------------------------------------- runs
@@ -484,6 +512,11 @@ class RunDir:
                 if any(leftover.name.startswith(f".{n}.") for n in RESULT_FILES):
                     leftover.unlink(missing_ok=True)
 
+    @property
+    def launch_dir(self) -> Path:
+        """A launcher's job files (submitit's folder: pickled calls, stdout/stderr logs)."""
+        return self.path / LAUNCH
+
     def experiment_dir(self, name: str, out: Path | None = None) -> Path:
         """``<run>/experiments/<name>/`` (or ``<out>/<name>``), created."""
         path = (Path(out) if out is not None else self.path / EXPERIMENTS) / name
@@ -504,6 +537,8 @@ class RunDir:
 
 # ---------------------------------------------------------------------------- environment
 def hardware() -> str:
+    import torch  # here, not at the top: `status` and the launchers need no torch
+
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     cpu = platform.processor() or platform.machine()
@@ -530,6 +565,8 @@ def git_commit() -> str | None:
 
 
 def environment() -> dict:
+    import torch
+
     versions = {}
     for pkg in PACKAGES:
         try:

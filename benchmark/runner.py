@@ -143,7 +143,9 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
            "epochs": sum(result.epochs.values()), "checkpoint_selected_by": cfg.trainer.select,
            **timing}
     part.write_table("timings.csv", pd.DataFrame([{**row, **tag_columns(tags)}]))
-    part.mark_done(result.checkpoint, tags, **row)
+    # resumed_from: the stages continued from last-<stage>.ckpt and their epochs done before
+    part.mark_done(result.checkpoint, tags, **row,
+                   **({"resumed_from": result.resumed_from} if result.resumed_from else {}))
     return row
 
 
@@ -179,7 +181,7 @@ def run_benchmark(cfg: RunConfig) -> Path:
     with run.launch_lock(wait=cfg.wait):  # an existing run in use is refused at once
         if existing:
             check()
-        _write_records(cfg, run)
+        write_records(cfg, run)
         try:
             skipped = _run_parts(cfg, run, claim=True)
         finally:
@@ -194,7 +196,28 @@ def run_benchmark(cfg: RunConfig) -> Path:
     return cfg.run_dir
 
 
-def _write_records(cfg: RunConfig, run: RunDir) -> None:
+def start_run(cfg: RunConfig) -> RunDir:
+    """What every other launcher (benchmark.launch) does before its first part, holding the
+    run's launch lock: check everything the run reads (ValidationError, nothing written),
+    then refuse to overwrite a run unless resuming with its settings, and write its records."""
+    from .validate import ValidationError, check_run
+
+    run = RunDir(cfg.run_dir)
+    problems = check_run(cfg)
+    if problems:
+        raise ValidationError(problems)
+    write_records(cfg, run)
+    return run
+
+
+def planned_parts(cfg: RunConfig) -> list[Part]:
+    """Every (method, sequence, fold) part of the run, in run order."""
+    run = RunDir(cfg.run_dir)
+    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
+    return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
+
+
+def write_records(cfg: RunConfig, run: RunDir) -> None:
     """config.json + environment.json; under the lock, so the checks are authoritative."""
     from .validate import mismatch_message
 
@@ -222,22 +245,18 @@ def _write_records(cfg: RunConfig, run: RunDir) -> None:
 def _run_parts(cfg: RunConfig, run: RunDir, claim: bool) -> list[PartClaimedError]:
     """Run every part not finished yet; returns the parts other processes hold."""
     skipped = []
-    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
-    for method_name in cfg.methods:
-        for sequence in cfg.sequences:
-            for fold in folds:
-                part = run.part(method_name, sequence, fold)
-                if cfg.resume and part.is_done():
-                    log.info("resume: %s already done", part.key)
-                    continue
-                if not claim:
-                    run_part(cfg, part)
-                    continue
-                try:
-                    run_claimed(cfg, part)
-                except PartClaimedError as err:
-                    log.warning("%s", err)
-                    skipped.append(err)
+    for part in planned_parts(cfg):
+        if cfg.resume and part.is_done():
+            log.info("resume: %s already done", part.key)
+            continue
+        if not claim:
+            run_part(cfg, part)
+            continue
+        try:
+            run_claimed(cfg, part)
+        except PartClaimedError as err:
+            log.warning("%s", err)
+            skipped.append(err)
     return skipped
 
 

@@ -39,3 +39,17 @@ def thresh_run(toy_root, tmp_path_factory):
                  "thresh", "--folds", "0,1", "--data-root", str(toy_root), "--out", str(out),
                  "--run-id", "r"]) == 0
     return out / "r"
+
+
+SMOKE_RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(toy_root, tmp_path_factory):
+    """thresh and ae, smoke profile, T2, in process: the reference other launchers match."""
+    from benchmark.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(SMOKE_RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
+                             str(out), "--run-id", "r"]) == 0
+    return out / "r"

@@ -9,15 +9,7 @@ import torch
 
 from benchmark.cli import main
 
-RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(toy_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    assert main(RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
-                       str(out), "--run-id", "r"]) == 0
-    return out / "r"
+RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]  # = conftest's smoke_run
 
 
 def test_list_shows_every_method(capsys):
