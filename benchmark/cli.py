@@ -4,7 +4,7 @@
     run --methods cddpm,pddpm         train, evaluate and write a run directory
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
-    data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
+    data synth|prepare|verify|download  synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
 from __future__ import annotations
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
          "raw scans -> benchmark layout"),
         ("verify", "benchmark.data.prepare", "configure_verify_parser", "verify_main",
          "check a prepared directory against its manifest"),
+        ("download", "benchmark.data.prepare.download", "configure_download_parser",
+         "download_main", "fetch IXI/MSLUB (checked, resumable); how to get the others"),
     ):
         configure, main, _ = _optional(module, conf, main_fn, help_text)
         dp = dsub.add_parser(name, help=help_text)
