@@ -128,6 +128,26 @@ def _native_mask(method: str, images: dict[str, sitk.Image], ref_seq: str,
     return None
 
 
+def _skull_strip(sub: SubjectFiles, images: dict[str, sitk.Image], user: sitk.Image | None,
+                 cohort_mask: str | None, settings: PrepareSettings):
+    """(method, brain mask on the reference's 1 mm grid or None, warnings for the record)."""
+    ref_seq = settings.sequences[0]
+    has_user = user is not None or cohort_mask is not None
+    method = skull.resolve_skull_strip(settings.skull_strip, images[ref_seq],
+                                       has_user_mask=has_user,
+                                       has_t1="t1" in images or "t1" in sub.images)
+    warnings = []
+    if method == "template":
+        warnings.append(TEMPLATE_WARNING)
+    elif method in ("hdbet", "deepbet") and has_user and settings.skull_strip == "auto":
+        warnings.append(f"--mask-dir not used: auto chose '{method}' "
+                        "(pass --skull-strip mask to use the supplied masks)")
+    t1 = _subject_t1(sub, images) if method == "deepbet" else None
+    mask = _native_mask(method, images, ref_seq, user, t1, settings, sub.sid)
+    _check_mask(mask, sub.sid, f"skull stripping '{method}'")
+    return method, mask, warnings
+
+
 def _subject_t1(sub: SubjectFiles, images: dict[str, sitk.Image]) -> sitk.Image | None:
     """The subject's T1 at 1 mm (for deepbet), also when T1 is not a requested sequence."""
     if "t1" in images:
@@ -197,19 +217,7 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     user = steps.reorient_resample(user, is_label=True) if user is not None else None
     lap("resample")
     ref_seq = settings.sequences[0]
-    ref = images[ref_seq]
-    has_user = user is not None or cohort_mask is not None
-    method = skull.resolve_skull_strip(settings.skull_strip, ref, has_user_mask=has_user,
-                                       has_t1="t1" in images or "t1" in sub.images)
-    warnings = []
-    if method == "template":
-        warnings.append(TEMPLATE_WARNING)
-    elif method in ("hdbet", "deepbet") and has_user:
-        warnings.append(f"--mask-dir not used: auto chose '{method}' "
-                        "(pass --skull-strip mask to use the supplied masks)")
-    t1 = _subject_t1(sub, images) if method == "deepbet" else None
-    mask = _native_mask(method, images, ref_seq, user, t1, settings, sid)
-    _check_mask(mask, sid, f"skull stripping '{method}'")
+    method, mask, warnings = _skull_strip(sub, images, user, cohort_mask, settings)
     lap("skull_strip")
     transforms = _register(images, mask, template, settings, method)
     lap("register")
@@ -229,14 +237,15 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     lap("pad_downsample")
     record = _write(sub, cohort, settings, data, outs, method, crops)
     lap("write")
-    record["mask_from"] = {"deepbet": "t1", "hdbet": ref_seq, "nonzero": ref_seq,
-                           "mask": "supplied", "template": "template"}[method]
-    record["n4"] = "on" if settings.n4 else "skipped (--no-n4: input already bias-corrected)"
-    # the value subtracted so that "no signal" is 0 (0 for ordinary magnitudes)
-    record["intensity_zero"] = {s: round(float(z), 6) for s, z in zeros.items()}
-    if warnings:
-        record["warnings"] = warnings  # printed in the subject's log line
-    record["seconds"], record["cpu_seconds"] = timings, cpu
+    record.update({
+        "mask_from": {"deepbet": "t1", "hdbet": ref_seq, "nonzero": ref_seq,
+                      "mask": "supplied", "template": "template"}[method],
+        "n4": "on" if settings.n4 else "skipped (--no-n4: input already bias-corrected)",
+        # the value subtracted so that "no signal" is 0 (0 for ordinary magnitudes)
+        "intensity_zero": {s: round(float(z), 6) for s, z in zeros.items()},
+        **({"warnings": warnings} if warnings else {}),  # printed in the subject's log line
+        "seconds": timings, "cpu_seconds": cpu,
+    })
     record_path(data, cohort, sid).parent.mkdir(parents=True, exist_ok=True)
     record_path(data, cohort, sid).write_text(json.dumps(record, indent=1))
     return record
