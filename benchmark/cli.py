@@ -8,7 +8,7 @@
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
     report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
-    data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
+    data synth|prepare|verify|download  synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
 from __future__ import annotations
@@ -375,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
          "raw scans -> benchmark layout"),
         ("verify", "benchmark.data.manifest", "configure_verify_parser", "verify_main",
          "check a data root (synthetic or prepared) against its manifest"),
+        ("download", "benchmark.data.prepare.download", "configure_download_parser",
+         "download_main", "fetch IXI/MSLUB (checked, resumable); how to get the others"),
     ):
         configure, main, _ = _optional(module, conf, main_fn, help_text)
         dp = dsub.add_parser(name, help=help_text)
