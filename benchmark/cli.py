@@ -20,9 +20,11 @@ import logging
 import os
 import pkgutil
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import tomllib
 
 from . import __version__
 from .profiles import PROFILES
@@ -52,7 +54,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 warnings.simplefilter("always")
                 try:
                     n_params = f"{cls.from_profile(args.profile).n_params():,}"
-                except Exception as exc:  # e.g. pretrained weights that cannot be had offline
+                except Exception as exc:  # noqa: BLE001 - e.g. pretrained weights that cannot be had offline
                     n_params = f"n/a ({type(exc).__name__})"
             if any("NO IMAGENET WEIGHTS" in str(w.message) for w in caught):
                 n_params, random_init = n_params + " *", True
