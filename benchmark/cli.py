@@ -8,7 +8,7 @@
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
     report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
-    data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
+    data synth|prepare|verify|download  synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
 from __future__ import annotations
@@ -20,9 +20,11 @@ import logging
 import os
 import pkgutil
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import tomllib
 
 from . import __version__
 from .profiles import PROFILES
@@ -52,7 +54,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 warnings.simplefilter("always")
                 try:
                     n_params = f"{cls.from_profile(args.profile).n_params():,}"
-                except Exception as exc:  # e.g. pretrained weights that cannot be had offline
+                except Exception as exc:  # noqa: BLE001 - e.g. pretrained weights that cannot be had offline
                     n_params = f"n/a ({type(exc).__name__})"
             if any("NO IMAGENET WEIGHTS" in str(w.message) for w in caught):
                 n_params, random_init = n_params + " *", True
@@ -375,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
          "raw scans -> benchmark layout"),
         ("verify", "benchmark.data.manifest", "configure_verify_parser", "verify_main",
          "check a data root (synthetic or prepared) against its manifest"),
+        ("download", "benchmark.data.prepare.download", "configure_download_parser",
+         "download_main", "fetch IXI/MSLUB (checked, resumable); how to get the others"),
     ):
         configure, main, _ = _optional(module, conf, main_fn, help_text)
         dp = dsub.add_parser(name, help=help_text)

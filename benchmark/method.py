@@ -65,7 +65,7 @@ class AnomalyOutput:
             )
 
     @staticmethod
-    def concat(parts: list["AnomalyOutput"]) -> "AnomalyOutput":
+    def concat(parts: list[AnomalyOutput]) -> AnomalyOutput:
         """Concatenate outputs of consecutive chunks along N."""
         merged = {}
         for f in fields(AnomalyOutput):
@@ -249,5 +249,5 @@ class AnomalyMethod(L.LightningModule):
         return resolved
 
     @classmethod
-    def from_profile(cls, profile: str, overrides: dict[str, Any] | None = None) -> "AnomalyMethod":
+    def from_profile(cls, profile: str, overrides: dict[str, Any] | None = None) -> AnomalyMethod:
         return cls(**cls.resolve_hparams(profile, overrides))

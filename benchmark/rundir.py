@@ -448,12 +448,12 @@ class RunDir:
 
         config = self.config()
         profile = config.get("profile", {})
-        values = dict(root=Path(config["data_root"]), sequence=sequence, fold=fold,
-                      fold_scheme=config.get("fold_scheme", "disjoint"),
-                      max_test_volumes=profile.get("max_test_volumes"),
-                      max_val_volumes=profile.get("max_val_volumes"),
-                      max_train_volumes=profile.get("max_train_volumes"),
-                      cohorts=config.get("cohorts"))
+        values = {"root": Path(config["data_root"]), "sequence": sequence, "fold": fold,
+                      "fold_scheme": config.get("fold_scheme", "disjoint"),
+                      "max_test_volumes": profile.get("max_test_volumes"),
+                      "max_val_volumes": profile.get("max_val_volumes"),
+                      "max_train_volumes": profile.get("max_train_volumes"),
+                      "cohorts": config.get("cohorts")}
         values.update(overrides)
         return DataConfig(**values)
 
@@ -559,9 +559,9 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+                             text=True, timeout=5, check=False)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+                               text=True, timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None

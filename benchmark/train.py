@@ -13,6 +13,7 @@ weights only.
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,8 +193,15 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             limit_val_batches=profile.limit_val_batches, log_every_n_steps=1,
             num_sanity_val_steps=0,
         )
-        trainer.fit(method, datamodule=data, ckpt_path=resume if resuming else None,
-                    weights_only=False)  # our own file in the part (optimiser state included)
+        # the resume state is read without running code (weights_only), as every checkpoint
+        # is: a run directory may come from someone else
+        try:
+            trainer.fit(method, datamodule=data, ckpt_path=resume if resuming else None,
+                        weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise checkpoint.UnsafeCheckpointError(
+                f"{resume}: refused, it is not plain data ({str(err).splitlines()[0]}); delete "
+                "it to train this stage from the start") from None
         if resuming:
             # no train start when the stage had finished before the interruption
             result.resumed_from[stage] = (epochs if first_epoch.epoch is None

@@ -128,7 +128,7 @@ def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
         [sys.executable, "-m", "benchmark", *RUN, "--methods", "ae", "--data-root",
          str(toy_root), "--out", str(tmp_path), "--accelerator", "cpu", "--devices", "2",
          "--strategy", "ddp"],
-        capture_output=True, text=True, cwd=repo, timeout=600,
+        capture_output=True, text=True, cwd=repo, timeout=600, check=False,
         env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = list(tmp_path.iterdir())

@@ -191,6 +191,38 @@ def test_fit_continues_a_stage_from_its_last_checkpoint(toy_root, tmp_path):
     assert part.resume_checkpoints() == [] and (part.path / "best-main.ckpt").is_file()
 
 
+class _Payload:
+    """A crafted resume state: unpickling it runs os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_resume_state_is_refused_without_running_code(toy_root, tmp_path):
+    import torch
+
+    from benchmark.checkpoint import UnsafeCheckpointError
+    from benchmark.data.module import BenchmarkDataModule, DataConfig
+    from benchmark.profiles import get_profile
+    from benchmark.registry import get_method
+    from benchmark.rundir import RunDir
+    from benchmark.train import TrainerOptions, fit
+
+    part = RunDir(tmp_path / "r").part("ae", "t2", 0)
+    part.path.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"epoch": 0, "global_step": 0, "x": _Payload(marker)}, part.path / "last-main.ckpt")
+    method = get_method("ae").from_profile("smoke")
+    data = BenchmarkDataModule(DataConfig(root=toy_root, sequence="t2", fold=0, batch_size=4,
+                                          max_train_volumes=8, val_slices=2))
+    with pytest.raises(UnsafeCheckpointError, match="last-main.ckpt: refused"):
+        fit(method, data, part.path, get_profile("smoke"), TrainerOptions(epochs=1, progress=False))
+    assert not marker.exists(), "a resume state must never run code"
+
+
 # ---------------------------------------------------------------------------- slurm
 @pytest.fixture(scope="session")
 def slurm():

@@ -57,7 +57,7 @@ def _read(path: Path, what: str, volume: str) -> tio.Image:
     try:
         img = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float32)
-    except Exception as exc:  # nibabel raises many types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for corrupt files
         raise DataLayoutError(f"cannot read {what} of volume {volume} ({path}): {exc}") from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -97,7 +97,7 @@ def check_volume(record: VolumeRecord) -> tuple[int, int, int]:
     return tuple(subject["image"].spatial_shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE) -> Volume:
     """Read, resample if needed, and normalise one volume (cached per process).
 

@@ -12,7 +12,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from . import layout
-from .loader import (SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation)
+from .loader import SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation
 
 
 @dataclass

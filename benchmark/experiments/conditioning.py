@@ -35,7 +35,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def crop_width(x: Tensor, percent: float) -> Tensor:
     """Keep the left ``percent`` % of the columns of (N, 1, H, W), zero the rest."""
-    keep = int(round(x.shape[-1] * percent / 100))
+    keep = round(x.shape[-1] * percent / 100)
     out = torch.zeros_like(x)
     out[..., :keep] = x[..., :keep]
     return out

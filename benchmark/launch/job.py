@@ -28,7 +28,7 @@ from typing import Any
 
 import submitit
 
-from ..rundir import Part, RunDir, read_json, write_json
+from ..rundir import RunDir, read_json, write_json
 
 log = logging.getLogger(__name__)
 
