@@ -3,43 +3,104 @@
 A checkpoint holds ``state_dict``, ``hyper_parameters`` and ``uad_method`` (the registered
 name), so :func:`load_method` rebuilds the method with no other record. The harness saves
 weights only (parts are the unit of ``--resume``; optimiser state is never read back).
+
+Reading never runs code: checkpoints are loaded with ``torch.load(weights_only=True)``,
+which unpickles tensors and plain values only, so a checkpoint in a run directory that
+came from someone else cannot execute anything on this machine. Everything the harness
+writes loads that way (hyperparameters are stored as plain values,
+:func:`plain_hparams`). A file that needs more is refused with :class:`UnsafeCheckpointError`;
+``trust=True`` (the experiments' ``--trust-checkpoints``) loads it the old, unsafe way,
+for checkpoints of your own made before this rule.
 """
 from __future__ import annotations
 
+import enum
+import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .method import AnomalyMethod
 from .registry import get_method
+from .rundir import atomic_path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read; the message names the file."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding objects other than tensors and plain values."""
+
+
+def plain_hparams(hparams: Any) -> dict[str, Any]:
+    """Hyperparameters as plain values (dict/list/tuple of str, int, float, bool, None), which
+    ``weights_only`` loading accepts; Lightning's AttributeDict, paths and enums are converted.
+    Anything else is an error at save time, not at load time."""
+    return {str(k): _plain(v, str(k)) for k, v in dict(hparams).items()}
+
+
+def _plain(value: Any, key: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, key)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy/torch scalars
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, key) for v in value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{key}.{k}") for k, v in value.items()}
+    raise TypeError(f"hyperparameter {key!r} of type {type(value).__name__} cannot be stored "
+                    "in a checkpoint that loads safely (plain values only)")
 
 
 def save(method: AnomalyMethod, path: Path) -> Path:
-    """A checkpoint for methods that never go through a Trainer (statistics only)."""
-    torch.save({"state_dict": method.state_dict(), "hyper_parameters": dict(method.hparams),
-                "uad_method": method.name}, path)
+    """A checkpoint for methods that never go through a Trainer (statistics only); atomic."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": method.state_dict(),
+                    "hyper_parameters": plain_hparams(method.hparams),
+                    "uad_method": method.name}, tmp)
     return Path(path)
 
 
-def _read(path: Path, map_location: str = "cpu") -> dict:
+def _read(path: Path, map_location: str = "cpu", trust: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        if trust:
+            raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        detail = str(err).strip().splitlines()
+        raise UnsafeCheckpointError(
+            f"refusing to load checkpoint {path}: it holds objects other than tensors and "
+            f"plain values, and loading those can run code ({detail[-1] if detail else err}). "
+            "If you made this file yourself (e.g. before checkpoints were stored as plain "
+            "values), pass --trust-checkpoints to load it anyway") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated, not a zip, ...
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a checkpoint (no 'state_dict' entry)")
+    return ckpt
 
 
-def load_weights(method: AnomalyMethod, path: Path) -> AnomalyMethod:
+def load_weights(method: AnomalyMethod, path: Path, trust: bool = False) -> AnomalyMethod:
     """Load a checkpoint's weights into an existing method (e.g. the best of a stage)."""
-    method.load_state_dict(_read(path)["state_dict"])
+    method.load_state_dict(_read(path, trust=trust)["state_dict"])
     return method
 
 
-def load_method(path: Path, map_location: str = "cpu") -> AnomalyMethod:
+def load_method(path: Path, map_location: str = "cpu", trust: bool = False) -> AnomalyMethod:
     """The registered method saved in ``path``, with its hyperparameters and weights."""
-    ckpt = _read(path, map_location)
+    ckpt = _read(path, map_location, trust)
     name = ckpt.get("uad_method")
     if not name:
-        raise ValueError(f"{path}: not a UAD-Bench checkpoint (no 'uad_method' entry)")
+        raise CheckpointError(f"{path}: not a UAD-Bench checkpoint (no 'uad_method' entry)")
     method = get_method(name)(**ckpt.get("hyper_parameters", {}))
     method.load_state_dict(ckpt["state_dict"])
     return method.eval()

@@ -2,10 +2,13 @@
 
     list                              registered methods: name, family, paper, #params
     run --methods cddpm,pddpm         train, evaluate and write a run directory
+                                      (--launcher local|slurm: parts as parallel jobs)
+    status RUN_DIR                    where each part of a run stands (done/running/...)
+    plan --profile paper --methods .. a run's parts and its estimated cost
     evaluate RUN_DIR                  re-score a finished run from its cached maps
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
     report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
-    data synth|prepare|verify         the synthetic default; raw scans -> benchmark layout
+    data synth|prepare|verify|download  synthetic default; raw scans -> benchmark layout
     experiment <name> ...             the paper's experiments (noise levels, conditioning, ...)
 """
 from __future__ import annotations
@@ -17,9 +20,11 @@ import logging
 import os
 import pkgutil
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+import tomllib
 
 from . import __version__
 from .profiles import PROFILES
@@ -49,7 +54,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 warnings.simplefilter("always")
                 try:
                     n_params = f"{cls.from_profile(args.profile).n_params():,}"
-                except Exception as exc:  # e.g. pretrained weights that cannot be had offline
+                except Exception as exc:  # noqa: BLE001 - e.g. pretrained weights that cannot be had offline
                     n_params = f"n/a ({type(exc).__name__})"
             if any("NO IMAGENET WEIGHTS" in str(w.message) for w in caught):
                 n_params, random_init = n_params + " *", True
@@ -142,28 +147,27 @@ def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .profiles import get_profile
-    from .registry import parse_method_list
     from .rundir import new_run_id
     from .runner import RunConfig, launch_rank, run_benchmark, summary_table
     from .train import TrainerOptions
 
+    # unknown methods, hyperparameters and cohorts are reported by benchmark.validate,
+    # together with every other problem of the run
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(set(methods)) != len(methods):
+        raise CliError(f"--methods lists a method twice: {args.methods!r}")
     try:
-        methods = parse_method_list(args.methods)
         profile = get_profile(args.profile)
-    except (KeyError, ValueError) as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from None
+    from .launch import options_from_args
+
+    launch_options = options_from_args(args)  # flag errors before any data is made
     sequences = [s.strip().lower() for s in args.sequences.split(",") if s.strip()]
     bad = [s for s in sequences if s not in ("t1", "t2")]
     if bad or not sequences:
         raise CliError(f"--sequences {args.sequences!r}: allowed values are t1, t2")
     overrides = parse_overrides(args.set, args.config, methods)
-    for name in methods:  # fail before any training if a key is unknown
-        from .registry import get_method
-
-        try:
-            get_method(name).resolve_hparams(profile.name, overrides.get(name))
-        except (KeyError, ValueError) as exc:
-            raise CliError(str(exc).strip('"')) from None
     folds = _int_list(args.folds, "--folds") if args.folds else None
     from .curves import CurveOptions
     from .train import SELECTION
@@ -199,9 +203,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                select=args.select_checkpoint),
         fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
         cohorts=args.cohorts.split(",") if args.cohorts else None, map_dtype=args.map_dtype,
-        resume=args.resume, data_source=source, curves=curves,
+        resume=args.resume, data_source=source, curves=curves, wait=args.wait,
+        allow_config_change=args.allow_config_change,
     )
-    run_benchmark(cfg)
+    if args.check:
+        from .validate import inspect_run, report
+
+        found = inspect_run(cfg)
+        print(found.summary(cfg))
+        if found.problems:
+            raise CliError(report(found.problems))
+        print("check: OK, nothing written")
+        return 0
+    if args.launcher != "inprocess":  # parts as jobs (benchmark.launch, docs/cluster.md)
+        from .launch import launch
+
+        code = launch(cfg, launch_options)
+        if code != 0 or args.detach:
+            return code
+    else:
+        run_benchmark(cfg)
     if launch_rank() != 0:
         return 0
     table = summary_table(run_dir)
@@ -231,7 +252,15 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--run-id", default=None)
     p.add_argument("--resume", action="store_true", help="skip (method, sequence, fold) parts "
-                   "already finished in --run-id")
+                   "already finished in --run-id (the settings must be the recorded ones)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue although the settings differ from the run's "
+                        "config.json (the change is recorded there)")
+    p.add_argument("--check", action="store_true",
+                   help="only check the methods, configuration and every file the run would "
+                        "read, print what it would do, and write nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process holds this run, wait for it instead of refusing")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE")
     p.add_argument("--config", type=Path, default=None, help="JSON/TOML hyperparameter file")
     p.add_argument("--epochs", default=None, metavar="N|STAGE=N,...",
@@ -260,6 +289,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map-dtype", default="float32", choices=("float32", "float16"))
     p.add_argument("--logger", default="csv", choices=("csv", "tensorboard", "wandb"))
     p.add_argument("--no-progress", action="store_true")
+    from .launch import add_run_arguments
+
+    add_run_arguments(p)
 
 
 # ---------------------------------------------------------------------------- plug-in commands
@@ -318,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate methods, write a run directory")
     _configure_run(p)
     p.set_defaults(handler=_cmd_run)
+    for name, module, help_text in (
+            ("status", "benchmark.launch.status", "where each part of a run stands"),
+            ("plan", "benchmark.launch.plan", "a run's parts and its estimated cost")):
+        p = sub.add_parser(name, help=help_text)
+        configure, main, _ = _optional(module, "configure_parser", "main", help_text)
+        configure(p)
+        p.set_defaults(handler=main)
     p = sub.add_parser("evaluate", help="re-score a finished run from its cached maps")
     _cmd_evaluate_configure(p)
     p.set_defaults(handler=_cmd_evaluate)
@@ -336,8 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
          "generate the synthetic default data set"),
         ("prepare", "benchmark.data.prepare", "configure_prepare_parser", "prepare_main",
          "raw scans -> benchmark layout"),
-        ("verify", "benchmark.data.prepare", "configure_verify_parser", "verify_main",
-         "check a prepared directory against its manifest"),
+        ("verify", "benchmark.data.manifest", "configure_verify_parser", "verify_main",
+         "check a data root (synthetic or prepared) against its manifest"),
+        ("download", "benchmark.data.prepare.download", "configure_download_parser",
+         "download_main", "fetch IXI/MSLUB (checked, resumable); how to get the others"),
     ):
         configure, main, _ = _optional(module, conf, main_fn, help_text)
         dp = dsub.add_parser(name, help=help_text)
@@ -371,7 +412,9 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*Checkpoint directory .* exists and is not empty.*",
                     ".*LeafSpec.*", ".*does not have many workers.*",
-                    ".*The number of training batches .* is smaller than the logging interval.*"):
+                    ".*The number of training batches .* is smaller than the logging interval.*",
+                    # a machine with Slurm's srun installed, running in process
+                    ".*The `srun` command is available on your system but is not used.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -382,12 +425,19 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         _quiet_lightning()
+    from .rundir import PartClaimedError, RunLockedError
+    from .runner import IncompleteRunError
+
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
+    except IncompleteRunError as exc:
+        print(f"incomplete: {exc}", file=sys.stderr)
+        return 3
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, RunLockedError,
+            PartClaimedError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

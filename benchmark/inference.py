@@ -9,7 +9,6 @@ without running any model again.
 """
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import sys
@@ -22,6 +21,7 @@ import torch
 from .data.layout import VolumeRecord
 from .data.loader import load_volume
 from .method import AnomalyMethod
+from .rundir import atomic_path
 
 MAP_DTYPES = {"float32": np.float32, "float16": np.float16}
 
@@ -114,9 +114,8 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
 
 def _save_maps(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically: a reader never sees a half-written maps file."""
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def reset_peak_rss() -> bool:

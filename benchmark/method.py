@@ -20,6 +20,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from . import hparams
+
 Family = Literal["reconstruction", "diffusion", "feature", "self-supervised", "statistical"]
 FAMILIES: tuple[str, ...] = typing.get_args(Family)
 Sampling = Literal["slice", "volume"]
@@ -63,7 +65,7 @@ class AnomalyOutput:
             )
 
     @staticmethod
-    def concat(parts: list["AnomalyOutput"]) -> "AnomalyOutput":
+    def concat(parts: list[AnomalyOutput]) -> AnomalyOutput:
         """Concatenate outputs of consecutive chunks along N."""
         merged = {}
         for f in fields(AnomalyOutput):
@@ -174,6 +176,13 @@ class AnomalyMethod(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["uad_method"] = self.name  # lets benchmark.checkpoint rebuild the method
+        # plain values only, so that the file loads with torch.load(weights_only=True)
+        from .checkpoint import plain_hparams
+
+        checkpoint.pop(self.CHECKPOINT_HYPER_PARAMS_TYPE, None)
+        if self.CHECKPOINT_HYPER_PARAMS_KEY in checkpoint:
+            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = plain_hparams(
+                checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY])
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -189,55 +198,56 @@ class AnomalyMethod(L.LightningModule):
         }
 
     @classmethod
-    def resolve_hparams(cls, profile: str, overrides: dict[str, Any] | None = None) -> dict:
-        """Defaults (the paper's settings) <- the method's profile <- user overrides.
-
-        An unknown key is an error naming the key and the method's known keys.
-        """
+    def hparam_problems(cls, profile: str, overrides: dict[str, Any] | None = None
+                        ) -> tuple[dict[str, Any], list[str]]:
+        """(resolved values, every problem found): defaults (the paper's settings) <- the
+        method's profile <- user overrides. A problem names the key: an unknown key (with
+        the closest known one and the full list), a value of the wrong type, a choice
+        that is not allowed."""
         from .profiles import get_profile
 
         get_profile(profile)  # an unknown profile is an error naming the allowed ones
         known = cls.hyperparameters()
+        hints = hparams.annotations(cls)
         resolved: dict[str, Any] = {}
+        problems: list[str] = []
+        name = cls.name or cls.__name__
         try:
             own = per_profile(cls.profiles, profile, "")
         except KeyError:
             own = {}
         for source, values in (
             (f"{cls.__name__}.profiles[{profile!r}]", own),
-            (f"overrides for {cls.name!r}", overrides or {}),
+            (f"overrides for {name!r}", overrides or {}),
         ):
             for key, value in values.items():
                 if key not in known:
-                    raise KeyError(
-                        f"unknown hyperparameter {key!r} in {source}; "
-                        f"{cls.name or cls.__name__} accepts: {', '.join(sorted(known))}"
-                    )
-                resolved[key] = _coerce(key, value, known[key])
+                    problems.append(f"unknown hyperparameter {key!r} in {source}"
+                                    f"{hparams.did_you_mean(key, known)}; {name} accepts: "
+                                    f"{', '.join(sorted(known))}")
+                    continue
+                param = known[key]
+                try:
+                    resolved[key] = hparams.coerce(key, value, hparams.expected_type(param, hints),
+                                                   param.default)
+                except hparams.HparamError as err:
+                    problems.append(f"{name}: {err}")
+        return resolved, problems
+
+    @classmethod
+    def resolve_hparams(cls, profile: str, overrides: dict[str, Any] | None = None) -> dict:
+        """Defaults (the paper's settings) <- the method's profile <- user overrides.
+
+        An unknown key is a KeyError naming the key and the method's known keys; a value
+        of the wrong type a ValueError naming the key (every problem in one message).
+        """
+        resolved, problems = cls.hparam_problems(profile, overrides)
+        if problems:
+            error = KeyError if any(p.startswith("unknown hyperparameter") for p in problems) \
+                else ValueError
+            raise error("; ".join(problems))
         return resolved
 
     @classmethod
-    def from_profile(cls, profile: str, overrides: dict[str, Any] | None = None) -> "AnomalyMethod":
+    def from_profile(cls, profile: str, overrides: dict[str, Any] | None = None) -> AnomalyMethod:
         return cls(**cls.resolve_hparams(profile, overrides))
-
-
-def _coerce(key: str, value: Any, param: inspect.Parameter) -> Any:
-    """Coerce a config value (possibly a string from the command line) to the annotated type."""
-    default = param.default
-    if isinstance(value, str) and default is not inspect.Parameter.empty and default is not None:
-        target = type(default)
-        try:
-            if target is bool:
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return low in ("true", "1", "yes")
-            if target in (int, float):
-                return target(value)
-            if target in (tuple, list):
-                return target(type(default[0])(v) for v in value.split(",")) if default else value
-        except (ValueError, TypeError, IndexError):
-            raise ValueError(
-                f"hyperparameter {key!r}: cannot read {value!r} as {target.__name__}"
-            ) from None
-    return value

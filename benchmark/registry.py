@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from benchmark.method import AnomalyMethod
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "uad_bench.methods"
 log = logging.getLogger(__name__)
 
-_REGISTRY: dict[str, type["AnomalyMethod"]] = {}
+_REGISTRY: dict[str, type[AnomalyMethod]] = {}
 _discovered = False
 
 
@@ -34,7 +35,7 @@ class UnknownMethodError(KeyError):
         return str(self.args[0])
 
 
-def register_method(name: str) -> Callable[[type["AnomalyMethod"]], type["AnomalyMethod"]]:
+def register_method(name: str) -> Callable[[type[AnomalyMethod]], type[AnomalyMethod]]:
     """Class decorator: register an :class:`~benchmark.method.AnomalyMethod` under ``name``.
 
     Names are lower-case identifiers; a duplicate name is an error (two methods must never
@@ -43,7 +44,7 @@ def register_method(name: str) -> Callable[[type["AnomalyMethod"]], type["Anomal
     if not name or not name.replace("_", "").isalnum() or name != name.lower():
         raise ValueError(f"method name must be a lower-case identifier, got {name!r}")
 
-    def decorator(cls: type["AnomalyMethod"]) -> type["AnomalyMethod"]:
+    def decorator(cls: type[AnomalyMethod]) -> type[AnomalyMethod]:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not cls:
             raise ValueError(
@@ -71,7 +72,7 @@ def discover() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
-        except Exception as exc:  # a broken third-party plug-in must not hide the others
+        except Exception as exc:  # noqa: BLE001 - a broken third-party plug-in must not hide the others
             log.warning("could not load method plug-in %r (%s): %s", ep.name, ep.value, exc)
 
 
@@ -81,14 +82,17 @@ def list_methods(family: str | None = None) -> list[str]:
     return sorted(n for n, cls in _REGISTRY.items() if family is None or cls.family == family)
 
 
-def get_method(name: str) -> type["AnomalyMethod"]:
+def get_method(name: str) -> type[AnomalyMethod]:
     """The class registered as ``name``; an unknown name raises with the known names."""
     discover()
     try:
         return _REGISTRY[name]
     except KeyError:
+        from .hparams import did_you_mean
+
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise UnknownMethodError(f"unknown method {name!r}; known methods: {known}") from None
+        raise UnknownMethodError(f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; "
+                                 f"known methods: {known}") from None
 
 
 def parse_method_list(text: str) -> list[str]:

@@ -5,31 +5,48 @@
     runs/<run-id>/<method>/<seq>/fold<k>/  a part: best-*.ckpt, logs/, maps/, contrast<cl>/,
                                          hparams.json, per_volume.csv, per_dataset.csv,
                                          recon_quality.csv, curves.csv, timings.csv,
-                                         domain_shift.csv, done.json (written last)
+                                         domain_shift.csv, done.json (written last);
+                                         while unfinished: last-<stage>.ckpt (training
+                                         state to resume from); under a launcher:
+                                         submission.json (what was submitted: job id, log
+                                         files) and job.json (what the job reports)
     runs/<run-id>/per_volume.csv ...     the run-level tables: every finished part's rows
     runs/<run-id>/experiments/<name>/    outputs of `benchmark experiment <name>`
+    runs/<run-id>/launch/<job-id>/       a launcher's job files (submitit: pickles, logs)
 
 Every reader and writer goes through :class:`RunDir` and :class:`Part`: nothing else
 spells these paths or globs the tree. A part is finished when its ``done.json`` exists;
 ``done.json`` records the part's result tags (the method's ``result_tags()``), so
 re-scoring and the leaderboard know which columns name a variant without a list of tag
 names anywhere. File names recorded in a run are resolved inside the run directory only.
+
+Concurrency (docs/failures.md): a process that launches work on a run holds
+:meth:`RunDir.launch_lock` for its whole life (a second launch is refused, or waits); a
+process that trains or evaluates a part holds :meth:`Part.claim`; :meth:`RunDir.collect`
+rebuilds the run-level tables under a short lock of its own. Every file is written
+atomically (a unique temporary name beside it, then a rename), so a reader never sees
+half a file and a killed writer leaves only a hidden ``.*.tmp`` behind.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pandas as pd
-import torch
 
 PACKAGES = ("torch", "lightning", "monai", "torchio", "numpy", "scipy", "scikit-learn",
             "pandas", "nibabel", "SimpleITK", "nilearn", "mlxtend", "uad-bench")
@@ -37,8 +54,27 @@ PACKAGES = ("torch", "lightning", "monai", "torchio", "numpy", "scipy", "scikit-
 RESULT_FILES = ("per_volume.csv", "per_dataset.csv", "timings.csv", "recon_quality.csv",
                 "curves.csv", "domain_shift.csv")
 CONFIG, ENVIRONMENT, DONE = "config.json", "environment.json", "done.json"
-EXPERIMENTS = "experiments"
+EXPERIMENTS, LAUNCH = "experiments", "launch"
+RESUME_CHECKPOINT = "last-{stage}.ckpt"  # a stage's training state while the part is unfinished
+SUBMISSION, JOB = "submission.json", "job.json"  # a launched part's records
 TAGS_COLUMN = "tags"  # per-row JSON object of the part's result tags
+# locks: <run>/.launch.lock (+ .launch.json: who holds it), <run>/.collect.lock,
+# <part>/.claim.lock (+ .claim.json)
+LAUNCH_LOCK, CLAIM_LOCK, COLLECT_LOCK = ".launch", ".claim", ".collect"
+COLLECT_TIMEOUT_S = 600.0
+
+
+class RunLockedError(RuntimeError):
+    """Another process holds the run's launch lock; the message names it."""
+
+
+class PartClaimedError(RuntimeError):
+    """Another process is training or evaluating this part; the message names it."""
+
+    def __init__(self, part: Part, holder: dict) -> None:
+        self.part, self.holder = part, holder
+        super().__init__(f"part {part.key} of {part.run.path} is being run by "
+                         f"{describe_holder(holder)}")
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -46,19 +82,104 @@ def new_run_id(prefix: str = "run") -> str:
 
 
 # ---------------------------------------------------------------------------- atomic writes
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, unique to this writer; renamed onto ``path`` when
+    the block succeeds, removed when it raises. Readers see the old file or the new one,
+    never half of one; a killed writer leaves a hidden ``.<name>.<random>.tmp``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a unique name the writer creates itself (the usual permissions, unlike mkstemp's 0600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write atomically: a crash never leaves a half-written file behind."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+# ---------------------------------------------------------------------------- locks
+def _holder() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)}
+
+
+def describe_holder(holder: dict) -> str:
+    if not holder:
+        return "another process (no holder record)"
+    text = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+    return text + (f" ({holder['command']})" if holder.get("command") else "")
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def _exclusive(base: Path, what: str, wait: bool,
+               busy: Callable[[dict], Exception]) -> Iterator[None]:
+    """Hold ``<base>.lock`` (an OS file lock: released by the kernel when its process dies,
+    kill -9 included) and record the holder in ``<base>.json`` while held.
+
+    Held elsewhere: raise ``busy(holder record)``, or with ``wait`` block until it is free.
+    """
+    lock = filelock.FileLock(str(base) + ".lock")
+    record = Path(str(base) + ".json")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        holder = _read_holder(record)
+        if not wait:
+            raise busy(holder) from None
+        print(f"waiting: {what} is held by {describe_holder(holder)}", file=sys.stderr)
+        lock.acquire(timeout=-1, poll_interval=0.5)
+    try:
+        write_json(record, _holder())
+        yield
+    finally:
+        record.unlink(missing_ok=True)
+        lock.release()
+
+
+def config_diff(recorded: dict, new: dict, ignore: tuple[str, ...] = ()
+                ) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (recorded value, new value)} of every setting that differs, compared as
+    JSON (tuples and lists alike); keys under a name in ``ignore`` are left out."""
+    old_flat = _flatten(json.loads(json.dumps(recorded, default=str)))
+    new_flat = _flatten(json.loads(json.dumps(new, default=str)))
+    out = {}
+    for key in sorted(set(old_flat) | set(new_flat)):
+        if any(key == i or key.startswith(i + ".") for i in ignore):
+            continue
+        missing = "(not set)"
+        old, now = old_flat.get(key, missing), new_flat.get(key, missing)
+        if old != now:
+            out[key] = (old, now)
+    return out
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
 
 
 def read_json(path: Path) -> dict:
@@ -105,6 +226,46 @@ class Part:
     @property
     def path(self) -> Path:
         return self.run.path / self.method / self.sequence / f"fold{self.fold}"
+
+    @property
+    def key(self) -> str:
+        """``method/sequence/fold<k>``: how messages and status name the part."""
+        return f"{self.method}/{self.sequence}/fold{self.fold}"
+
+    # ------------------------------------------------------------ concurrency
+    @contextmanager
+    def claim(self) -> Iterator[Part]:
+        """Hold this part while training or evaluating it (non-blocking).
+
+        A part claimed by another live process raises :class:`PartClaimedError` naming it
+        (pid, host, since, command); the caller decides whether that is an error or a part
+        to skip (``benchmark run`` skips it and exits 3). The claim dies with its process.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.path / CLAIM_LOCK, f"part {self.key}", False,
+                        lambda holder: PartClaimedError(self, holder)):
+            yield self
+
+    def clear(self) -> None:
+        """Empty an unfinished part (a killed attempt's best checkpoint, logs, maps), keeping
+        its claim, the launcher's job records and the training state it resumes from
+        (last-<stage>.ckpt, with the best-<stage>.ckpt that state points to); call it while holding :meth:`claim`. A finished part is never
+        cleared."""
+        if self.is_done():
+            raise ValueError(f"{self.path}: refusing to clear a finished part")
+        if not self.path.is_dir():
+            return
+        # the training state to resume from, with the best checkpoint it refers to
+        resume = self.resume_checkpoints()
+        keep = {p.name for p in resume} | {SUBMISSION, JOB} | {
+            p.name.replace("last-", "best-", 1) for p in resume}
+        for child in self.path.iterdir():
+            if child.name.startswith(CLAIM_LOCK + ".") or child.name in keep:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
     def file(self, name: str) -> Path:
         """A file of this part by name; a name that would leave the part is an error."""
@@ -193,9 +354,28 @@ class Part:
         return pd.read_csv(path) if path.is_file() else None
 
     def mark_done(self, checkpoint: Path, tags: dict[str, Any], **record: Any) -> None:
-        """done.json, written last: the part is complete on disk before it exists."""
+        """done.json, written last: the part is complete on disk before it exists. Then the
+        training state kept for resuming (last-<stage>.ckpt) goes: finished parts keep
+        weights only."""
         write_json(self.done_path, {"checkpoint": Path(checkpoint).name,
                                     "tags": {k: _plain(v) for k, v in tags.items()}, **record})
+        for path in self.resume_checkpoints():
+            path.unlink(missing_ok=True)
+
+    def resume_checkpoints(self) -> list[Path]:
+        """The training state an unfinished part resumes from (``last-<stage>.ckpt``)."""
+        return sorted(self.path.glob(RESUME_CHECKPOINT.format(stage="*")))
+
+    # ------------------------------------------------------------ launched jobs
+    @property
+    def submission_path(self) -> Path:
+        """What a launcher submitted for this part (job id, log files); launcher-written."""
+        return self.path / SUBMISSION
+
+    @property
+    def job_path(self) -> Path:
+        """What the part's job reports (state, host, pid, times, error); job-written."""
+        return self.path / JOB
 
 
 # ---------------------------------------------------------------------------- runs
@@ -232,9 +412,34 @@ class RunDir:
         return read_json(path) if path.is_file() else {}
 
     def write_records(self, config: dict) -> None:
+        """config.json and environment.json of this launch; the environments of earlier
+        launches of the run (a resume on another machine or commit) stay listed under
+        ``earlier_launches``."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, config)
-        write_json(self.path / ENVIRONMENT, environment())
+        env, before = environment(), self.environment()
+        if before:
+            earlier = before.pop("earlier_launches", [])
+            env["earlier_launches"] = [*earlier, before]
+        write_json(self.path / ENVIRONMENT, env)
+
+    @contextmanager
+    def launch_lock(self, wait: bool = False) -> Iterator[RunDir]:
+        """Hold the run for the whole life of a launch (``benchmark run``, ``evaluate``, the
+        submitting process of a launcher). Creates the run directory.
+
+        Held elsewhere: :class:`RunLockedError` naming the run and the holder, at once;
+        with ``wait`` the call blocks until the holder exits instead. The lock is an OS
+        file lock: a killed holder (kill -9 included) releases it.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+
+        def busy(holder: dict) -> RunLockedError:
+            return RunLockedError(f"run {self.path} is in use by {describe_holder(holder)}; "
+                                  "wait for it to finish, or pass --wait to start when it does")
+
+        with _exclusive(self.path / LAUNCH_LOCK, f"run {self.path}", wait, busy):
+            yield self
 
     def data_config(self, sequence: str, fold: int, **overrides: Any):
         """The data configuration the run's part (sequence, fold) was evaluated with, rebuilt
@@ -243,12 +448,12 @@ class RunDir:
 
         config = self.config()
         profile = config.get("profile", {})
-        values = dict(root=Path(config["data_root"]), sequence=sequence, fold=fold,
-                      fold_scheme=config.get("fold_scheme", "disjoint"),
-                      max_test_volumes=profile.get("max_test_volumes"),
-                      max_val_volumes=profile.get("max_val_volumes"),
-                      max_train_volumes=profile.get("max_train_volumes"),
-                      cohorts=config.get("cohorts"))
+        values = {"root": Path(config["data_root"]), "sequence": sequence, "fold": fold,
+                      "fold_scheme": config.get("fold_scheme", "disjoint"),
+                      "max_test_volumes": profile.get("max_test_volumes"),
+                      "max_val_volumes": profile.get("max_val_volumes"),
+                      "max_train_volumes": profile.get("max_train_volumes"),
+                      "cohorts": config.get("cohorts")}
         values.update(overrides)
         return DataConfig(**values)
 
@@ -290,12 +495,30 @@ class RunDir:
 
     # ------------------------------------------------------------ tables
     def collect(self) -> None:
-        """Rebuild the run-level tables from every finished part (cheap; after each part)."""
-        parts = self.parts()
-        for name in RESULT_FILES:
-            frames = [pd.read_csv(p.path / name) for p in parts if (p.path / name).is_file()]
-            if frames:
-                write_csv(self.path / name, pd.concat(frames, ignore_index=True))
+        """Rebuild the run-level tables from every finished part (cheap; after each part,
+        and at the end of every launch, resumed or not).
+
+        Runs under the run's collect lock (blocking; several processes finishing parts at
+        once take turns) and writes each table atomically; a table no finished part has
+        any more is removed, so the run-level tables always equal the parts' tables.
+        """
+        with filelock.FileLock(str(self.path / COLLECT_LOCK) + ".lock",
+                               timeout=COLLECT_TIMEOUT_S):
+            parts = self.parts()
+            for name in RESULT_FILES:
+                frames = [pd.read_csv(p.path / name) for p in parts if (p.path / name).is_file()]
+                if frames:
+                    write_csv(self.path / name, pd.concat(frames, ignore_index=True))
+                else:
+                    (self.path / name).unlink(missing_ok=True)
+            for leftover in self.path.glob(".*.tmp"):  # of a collect killed mid-write
+                if any(leftover.name.startswith(f".{n}.") for n in RESULT_FILES):
+                    leftover.unlink(missing_ok=True)
+
+    @property
+    def launch_dir(self) -> Path:
+        """A launcher's job files (submitit's folder: pickled calls, stdout/stderr logs)."""
+        return self.path / LAUNCH
 
     def experiment_dir(self, name: str, out: Path | None = None) -> Path:
         """``<run>/experiments/<name>/`` (or ``<out>/<name>``), created."""
@@ -317,6 +540,8 @@ class RunDir:
 
 # ---------------------------------------------------------------------------- environment
 def hardware() -> str:
+    import torch  # here, not at the top: `status` and the launchers need no torch
+
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     cpu = platform.processor() or platform.machine()
@@ -334,15 +559,17 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+                             text=True, timeout=5, check=False)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+                               text=True, timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
 
 
 def environment() -> dict:
+    import torch
+
     versions = {}
     for pkg in PACKAGES:
         try:

@@ -1,14 +1,21 @@
 """``benchmark run``: for each method x sequence x fold, train, infer, score, write.
 
-Each finished (method, sequence, fold) part is complete on disk before the next starts
-(checkpoint, cached maps, per_volume.csv, timings, then done.json), so a crash loses
-nothing already finished and ``--resume`` picks up where the run stopped.
+Before anything is written, :func:`benchmark.validate.check_run` reads everything the run
+will read; a problem stops the run (exit 2) with no run directory. The launch then holds
+the run's lock (a second launch on the same run is refused, or waits with ``--wait``),
+and each part is claimed while it runs. Each finished (method, sequence, fold) part is
+complete on disk before the next starts (checkpoint, cached maps, per_volume.csv,
+timings, then done.json), so a crash loses nothing already finished and ``--resume``
+picks up where the run stopped: an unfinished part starts over from an empty folder,
+and the run-level tables are rebuilt at the end of every launch. ``--resume`` refuses
+settings other than the recorded ones unless ``--allow-config-change`` (docs/failures.md).
 """
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,15 @@ from .data.module import BenchmarkDataModule, DataConfig
 from .inference import infer
 from .profiles import Profile
 from .registry import get_method
-from .rundir import Part, RunDir, hardware, tag_columns
+from .rundir import (
+    Part,
+    PartClaimedError,
+    RunDir,
+    config_diff,
+    describe_holder,
+    hardware,
+    tag_columns,
+)
 from .scoring import write_part_results
 from .train import TrainerOptions, fit, uses_gpu
 
@@ -46,11 +61,46 @@ class RunConfig:
     resume: bool = False
     data_source: str = "user"                # "user" or "synthetic-<size>"
     curves: CurveOptions = field(default_factory=CurveOptions)
+    wait: bool = False                       # wait for the run's lock instead of refusing
+    allow_config_change: bool = False        # --resume with other settings (recorded)
 
     def to_json(self) -> dict:
         out = asdict(self)
         out["profile"] = asdict(self.profile)
         return out
+
+
+CHANGES = "config_changes"  # config.json: settings changed by --allow-config-change resumes
+# settings that say how a launch runs or which parts it runs, not what a part computes:
+# free to differ on --resume (a run is often continued fold by fold or method by method)
+LAUNCH_KEYS = ("resume", "run_dir", "wait", "allow_config_change", "trainer.progress",
+               "trainer.logger", "methods", "sequences", "folds", CHANGES)
+
+
+class IncompleteRunError(RuntimeError):
+    """Parts were skipped because other processes are running them (exit status 3)."""
+
+
+def config_changes(run: RunDir, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """{setting: (recorded, now)} where ``cfg`` differs from the run's config.json.
+
+    A setting the recorded config does not have at all was added by a later version of
+    the suite than the one that started the run; it is not compared (the run's parts were
+    computed as that version did, which is what its records say). Method overrides
+    (``--set``) are always compared."""
+    recorded = run.config()
+    changes = config_diff(recorded, cfg.to_json(), ignore=LAUNCH_KEYS)
+    return {k: v for k, v in changes.items()
+            if k.startswith("overrides.") or _has_key(recorded, k)}
+
+
+def _has_key(config: dict, dotted: str) -> bool:
+    node: Any = config
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
 
 
 def _device(options: TrainerOptions) -> torch.device:
@@ -93,7 +143,9 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
            "epochs": sum(result.epochs.values()), "checkpoint_selected_by": cfg.trainer.select,
            **timing}
     part.write_table("timings.csv", pd.DataFrame([{**row, **tag_columns(tags)}]))
-    part.mark_done(result.checkpoint, tags, **row)
+    # resumed_from: the stages continued from last-<stage>.ckpt and their epochs done before
+    part.mark_done(result.checkpoint, tags, **row,
+                   **({"resumed_from": result.resumed_from} if result.resumed_from else {}))
     return row
 
 
@@ -110,24 +162,115 @@ def launch_rank() -> int:
 
 
 def run_benchmark(cfg: RunConfig) -> Path:
+    """Check, lock, record, run every part not finished yet, collect. Raises
+    ValidationError (nothing written), RunLockedError, IncompleteRunError (exit 3)."""
     run = RunDir(cfg.run_dir)
-    rank = launch_rank()
-    if rank == 0 and run.exists() and not cfg.resume:
-        raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to continue "
-                              "it or choose another --run-id")
-    if rank == 0:
-        run.write_records(cfg.to_json())
-    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
-    for method_name in cfg.methods:
-        for sequence in cfg.sequences:
-            for fold in folds:
-                part = run.part(method_name, sequence, fold)
-                if cfg.resume and part.is_done():
-                    log.info("resume: %s/%s/fold%d already done", method_name, sequence, fold)
-                    continue
-                if run_part(cfg, part) is not None:
-                    run.collect()
+    if launch_rank() != 0:  # a DDP worker: rank 0 checked, locked and records
+        _run_parts(cfg, run, claim=False)
+        return cfg.run_dir
+    from .validate import ValidationError, check_run
+
+    def check() -> None:
+        problems = check_run(cfg)
+        if problems:
+            raise ValidationError(problems)
+
+    existing = run.path.is_dir()
+    if not existing:
+        check()  # a new run: nothing is created unless everything checks out
+    with run.launch_lock(wait=cfg.wait):  # an existing run in use is refused at once
+        if existing:
+            check()
+        write_records(cfg, run)
+        try:
+            skipped = _run_parts(cfg, run, claim=True)
+        finally:
+            run.collect()  # on every launch, resumed or not, finished or crashed
+    if skipped:
+        raise IncompleteRunError(
+            f"{len(skipped)} part(s) of {run.path} are being run by other processes and were "
+            "skipped: " + "; ".join(f"{e.part.key} by {describe_holder(e.holder)}"
+                                    for e in skipped)
+            + ". Their results join the run-level tables when they finish; run again with "
+            "--resume afterwards to check.")
     return cfg.run_dir
+
+
+def start_run(cfg: RunConfig) -> RunDir:
+    """What every other launcher (benchmark.launch) does before its first part, holding the
+    run's launch lock: check everything the run reads (ValidationError, nothing written),
+    then refuse to overwrite a run unless resuming with its settings, and write its records."""
+    from .validate import ValidationError, check_run
+
+    run = RunDir(cfg.run_dir)
+    problems = check_run(cfg)
+    if problems:
+        raise ValidationError(problems)
+    write_records(cfg, run)
+    return run
+
+
+def planned_parts(cfg: RunConfig) -> list[Part]:
+    """Every (method, sequence, fold) part of the run, in run order."""
+    run = RunDir(cfg.run_dir)
+    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
+    return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
+
+
+def write_records(cfg: RunConfig, run: RunDir) -> None:
+    """config.json + environment.json; under the lock, so the checks are authoritative."""
+    from .validate import mismatch_message
+
+    config = cfg.to_json()
+    if run.exists():
+        if not cfg.resume:
+            raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to "
+                                  "continue it or choose another --run-id")
+        recorded = run.config()
+        changes = config_changes(run, cfg)
+        if changes and not cfg.allow_config_change:
+            raise ValueError(mismatch_message(run, changes))
+        history = list(recorded.get(CHANGES, []))
+        if changes:  # allowed: keep what earlier parts ran with
+            history.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                            "parts_done_before": [p.key for p in run.parts()],
+                            "changed": {k: {"recorded": old, "now": new}
+                                        for k, (old, new) in changes.items()}})
+            log.warning("resume with changed settings (recorded in config.json): %s",
+                        ", ".join(changes))
+        config[CHANGES] = history
+    run.write_records(config)
+
+
+def _run_parts(cfg: RunConfig, run: RunDir, claim: bool) -> list[PartClaimedError]:
+    """Run every part not finished yet; returns the parts other processes hold."""
+    skipped = []
+    for part in planned_parts(cfg):
+        if cfg.resume and part.is_done():
+            log.info("resume: %s already done", part.key)
+            continue
+        if not claim:
+            run_part(cfg, part)
+            continue
+        try:
+            run_claimed(cfg, part)
+        except PartClaimedError as err:
+            log.warning("%s", err)
+            skipped.append(err)
+    return skipped
+
+
+def run_claimed(cfg: RunConfig, part: Part) -> bool:
+    """One part as any process that runs parts must (the runner, a launcher's job): claim
+    it, skip it if finished meanwhile, clear a killed attempt's files, run it, rebuild the
+    run-level tables. True if it ran; PartClaimedError if another process holds it."""
+    with part.claim():
+        if part.is_done():
+            return False
+        part.clear()
+        if run_part(cfg, part) is not None:
+            part.run.collect()
+        return True
 
 
 def summary_table(run: Path) -> pd.DataFrame:

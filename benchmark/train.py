@@ -3,9 +3,17 @@
 Seeds everything, keeps the checkpoint with the lowest val/loss of each stage and loads
 it before the next stage (and before evaluation), logs to CSV, and runs on CPU, one GPU
 or several GPUs/nodes through Lightning's own strategies (``--strategy ddp``).
+
+Resume: each stage also keeps ``last-<stage>.ckpt`` (weights, optimiser and loop state,
+rewritten every epoch). A stage whose last checkpoint exists continues from it (a stage
+that had finished trains no further epochs), so a part interrupted by a crash, a time
+limit or a preemption loses at most one epoch; the run directory deletes these files
+when the part is done (:meth:`benchmark.rundir.Part.mark_done`), so finished parts keep
+weights only.
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +28,7 @@ from . import checkpoint
 from .curves import LearningCurves
 from .method import AnomalyMethod
 from .profiles import Profile
+from .rundir import RESUME_CHECKPOINT
 
 # checkpoint selection: --select-checkpoint name -> (logged key, mode)
 SELECTION = {"val_loss": ("val/loss", "min"), "val_auprc_mean": ("curve/val_auprc_mean", "max"),
@@ -47,8 +56,9 @@ class FitResult:
     checkpoint: Path
     epochs: dict[str, int] = field(default_factory=dict)
     seconds_per_epoch: float | None = None
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0            # this process's training time (not a resumed part's)
     global_rank: int = 0
+    resumed_from: dict[str, int] = field(default_factory=dict)  # stage -> epochs already done
 
 
 class _EpochTimer(Callback):
@@ -74,13 +84,17 @@ def _precision(method: AnomalyMethod, options: TrainerOptions) -> str:
     return method.precision if uses_gpu(options) else "32-true"
 
 
-def _logger(kind: str, out_dir: Path, stage: str) -> Any:
+def _logger(kind: str, out_dir: Path, stage: str, resuming: bool = False) -> Any:
+    # a resumed stage logs beside the first attempt's logs (the CSV logger would delete them)
+    version = stage
+    if resuming:
+        version = f"{stage}-resumed{len(list(out_dir.glob(f'*/{stage}-resumed*'))) + 1}"
     if kind == "csv":
-        return CSVLogger(str(out_dir), name="logs", version=stage)
+        return CSVLogger(str(out_dir), name="logs", version=version)
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        return TensorBoardLogger(str(out_dir), name="tb", version=stage)
+        return TensorBoardLogger(str(out_dir), name="tb", version=version)
     if kind == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
@@ -117,6 +131,25 @@ def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves |
                            save_weights_only=True)
 
 
+def _resume_checkpoint(out_dir: Path, stage: str) -> ModelCheckpoint:
+    """``last-<stage>.ckpt`` after every epoch: everything ``trainer.fit(ckpt_path=...)``
+    needs to continue the stage where it stopped."""
+    # no monitor, top 1: the latest epoch, overwriting the file in place (Lightning writes
+    # it atomically); save_last would only write at the end when top-k saves nothing
+    return ModelCheckpoint(dirpath=str(out_dir),
+                           filename=Path(RESUME_CHECKPOINT.format(stage=stage)).stem,
+                           monitor=None, save_top_k=1, enable_version_counter=False)
+
+
+class _StartEpoch(Callback):
+    """The epoch a stage starts training at (after a resume: the epochs already done)."""
+
+    epoch: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.epoch = trainer.current_epoch
+
+
 def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profile: Profile,
         options: TrainerOptions, curves: LearningCurves | None = None) -> FitResult:
     """Train ``method`` through all its stages; returns the best checkpoint of the last one.
@@ -144,18 +177,35 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             curves.evaluate_maps = stage == stages[-1]
             curves.every = curves.opts.every(epochs)
         ckpt = _checkpoint(out_dir, stage, options.select, curves)
+        resume = out_dir / RESUME_CHECKPOINT.format(stage=stage)
+        resuming = resume.is_file()
+        first_epoch = _StartEpoch()
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
             strategy=options.strategy, num_nodes=options.num_nodes,
             precision=_precision(method, options),
-            callbacks=[ckpt, timer] + ([curves] if curves is not None else []),
-            logger=_logger(options.logger, out_dir, stage), default_root_dir=str(out_dir),
+            callbacks=[ckpt, _resume_checkpoint(out_dir, stage), first_epoch, timer]
+            + ([curves] if curves is not None else []),
+            logger=_logger(options.logger, out_dir, stage, resuming),
+            default_root_dir=str(out_dir),
             enable_progress_bar=options.progress, enable_model_summary=False,
             limit_train_batches=profile.limit_train_batches,
             limit_val_batches=profile.limit_val_batches, log_every_n_steps=1,
             num_sanity_val_steps=0,
         )
-        trainer.fit(method, datamodule=data)
+        # the resume state is read without running code (weights_only), as every checkpoint
+        # is: a run directory may come from someone else
+        try:
+            trainer.fit(method, datamodule=data, ckpt_path=resume if resuming else None,
+                        weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise checkpoint.UnsafeCheckpointError(
+                f"{resume}: refused, it is not plain data ({str(err).splitlines()[0]}); delete "
+                "it to train this stage from the start") from None
+        if resuming:
+            # no train start when the stage had finished before the interruption
+            result.resumed_from[stage] = (epochs if first_epoch.epoch is None
+                                          else first_epoch.epoch)
         result.global_rank = trainer.global_rank
         best = Path(ckpt.best_model_path) if ckpt.best_model_path else None
         if best is None or not best.is_file():

@@ -15,3 +15,41 @@ def toy_root(tmp_path_factory):
     from benchmark.data.toy import write_toy_dataset
 
     return write_toy_dataset(tmp_path_factory.mktemp("toy"), n_healthy=12, n_test=2)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """The synthetic default at smoke size, generated once per session (read-only: copy it
+    before changing anything)."""
+    from benchmark.data import synth
+
+    # two workers: exercises the process pool path the real generation takes
+    return synth.ensure_synthetic("smoke", root=tmp_path_factory.mktemp("synth") / "smoke",
+                                  seed=0, progress=False, workers=2)
+
+
+@pytest.fixture(scope="session")
+def thresh_run(toy_root, tmp_path_factory):
+    """A finished smoke run on the toy data: thresh (statistics only, no training), t2, folds
+    0 and 1 (two parts). Read-only: copy it before changing anything."""
+    from benchmark.cli import main
+
+    out = tmp_path_factory.mktemp("thresh-run")
+    assert main(["run", "--profile", "smoke", "--sequences", "t2", "--no-progress", "--methods",
+                 "thresh", "--folds", "0,1", "--data-root", str(toy_root), "--out", str(out),
+                 "--run-id", "r"]) == 0
+    return out / "r"
+
+
+SMOKE_RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(toy_root, tmp_path_factory):
+    """thresh and ae, smoke profile, T2, in process: the reference other launchers match."""
+    from benchmark.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(SMOKE_RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
+                             str(out), "--run-id", "r"]) == 0
+    return out / "r"

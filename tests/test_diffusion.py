@@ -17,7 +17,7 @@ from benchmark.diffusion.simplex import _GRADIENTS, _lattice, _octave, simplex_n
 from benchmark.diffusion.unet import DiffusionUNet, ResBlock, timestep_embedding
 from benchmark.registry import get_method, list_methods
 
-TINY = dict(base_channels=8, norm_groups=8, num_res_blocks=1, head_channels=8)
+TINY = {"base_channels": 8, "norm_groups": 8, "num_res_blocks": 1, "head_channels": 8}
 
 
 # ---------------------------------------------------------------- schedules
@@ -71,7 +71,7 @@ def test_one_step_reconstruction_is_exact_with_an_oracle():
     s = DiffusionSchedule()
     x0 = torch.rand(3, 1, 8, 8) * 2 - 1
     noise = torch.randn_like(x0)
-    oracle = lambda x_t, t: s.predict_x0_from_noise(x_t, t, noise)  # noqa: E731
+    oracle = lambda x_t, t: s.predict_x0_from_noise(x_t, t, noise)
     rec = one_step_reconstruction(oracle, s, x0, torch.tensor([0, 499, 998]), noise)
     assert torch.allclose(rec, x0, atol=1e-4)
 

@@ -59,40 +59,40 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                 for src in ("oracle", "val"):
                     for v, vol in enumerate(VOLUMES):
                         s = score(d, m, f, v)
-                        pv.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
-                                       volume=vol, threshold_source=src,
-                                       auprc=s, auroc=0.9, threshold=0.5,
-                                       dice=s - (0.1 if src == "oracle" else 0.15),
-                                       lesion_voxels=100 + v,
-                                       postprocess="erode3d+median5+cc7", auc_region="brain",
-                                       protocol_version=protocol, profile="quick"))
+                        pv.append({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d],
+                                       "volume": vol, "threshold_source": src,
+                                       "auprc": s, "auroc": 0.9, "threshold": 0.5,
+                                       "dice": s - (0.1 if src == "oracle" else 0.15),
+                                       "lesion_voxels": 100 + v,
+                                       "postprocess": "erode3d+median5+cc7", "auc_region": "brain",
+                                       "protocol_version": protocol, "profile": "quick"})
                 # metric names and threshold sources as benchmark/scoring.py writes them
-                pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
-                                    threshold_source="oracle", metric="dice_pooled",
-                                    value=fold_mean(d, m, f) - 0.05))
-                pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
-                                    threshold_source="none", metric="auprc_pooled",
-                                    value=fold_mean(d, m, f) + 0.05))
+                pd_rows.append({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d],
+                                    "threshold_source": "oracle", "metric": "dice_pooled",
+                                    "value": fold_mean(d, m, f) - 0.05})
+                pd_rows.append({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d],
+                                    "threshold_source": "none", "metric": "auprc_pooled",
+                                    "value": fold_mean(d, m, f) + 0.05})
                 # as scoring.py: the l1 ratio per volume in recon_quality.csv, pooled per
                 # dataset in per_dataset.csv
-                pd_rows.append(dict(method=m, fold=f, dataset=d, sequence=SEQ[d],
-                                    threshold_source="none", metric="l1_ratio_pooled",
-                                    value=2 + fold_mean(d, m, f)))
-                rq.extend(dict(method=m, fold=f, dataset=d, sequence=SEQ[d], volume=vol,
-                               l1=0.03, l1_ratio=2 + score(d, m, f, v))
+                pd_rows.append({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d],
+                                    "threshold_source": "none", "metric": "l1_ratio_pooled",
+                                    "value": 2 + fold_mean(d, m, f)})
+                rq.extend({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d], "volume": vol,
+                               "l1": 0.03, "l1_ratio": 2 + score(d, m, f, v)}
                           for v, vol in enumerate(VOLUMES))
                 if noise:
                     for t in (250, 500, 750, "ens"):
-                        nl.append(dict(method=m, fold=f, dataset=d, t=t,
-                                       auprc=fold_mean(d, m, f)))
+                        nl.append({"method": m, "fold": f, "dataset": d, "t": t,
+                                       "auprc": fold_mean(d, m, f)})
             for v, vol in enumerate(VOLUMES):
-                rq.append(dict(method=m, fold=f, dataset="IXI", sequence="T2", volume=vol,
-                               ssim=0.9 + SHIFT["BraTS21"][m] / 10, psnr=30.0 + v,
-                               lpips=0.001, l1=0.02 - SHIFT["BraTS21"][m] / 100))
-            tm.append(dict(method=m, fold=f, device="cpu", hardware=hardware,
-                           n_params=1000, train_seconds_per_epoch=2.0 + f,
-                           infer_seconds_per_volume=0.5 if m == "good" else 0.25,
-                           slices_per_second=100.0, peak_memory_mb=50.0))
+                rq.append({"method": m, "fold": f, "dataset": "IXI", "sequence": "T2", "volume": vol,
+                               "ssim": 0.9 + SHIFT["BraTS21"][m] / 10, "psnr": 30.0 + v,
+                               "lpips": 0.001, "l1": 0.02 - SHIFT["BraTS21"][m] / 100})
+            tm.append({"method": m, "fold": f, "device": "cpu", "hardware": hardware,
+                           "n_params": 1000, "train_seconds_per_epoch": 2.0 + f,
+                           "infer_seconds_per_volume": 0.5 if m == "good" else 0.25,
+                           "slices_per_second": 100.0, "peak_memory_mb": 50.0})
     for name, rows in (("per_volume", pv), ("per_dataset", pd_rows),
                        ("recon_quality", rq), ("timings", tm), ("noise_levels", nl)):
         if rows:
@@ -406,14 +406,14 @@ def test_cli_and_plots(two_machines, tmp_path, capsys):
 
 def test_qualitative_grid_shapes():
     img = np.zeros((8, 8))
-    fig = qualitative_grid([dict(input=img, reconstruction=img, anomaly_map=img,
-                                 ground_truth=img),
-                            dict(input=img, reconstruction=None, anomaly_map=img,
-                                 ground_truth=img)], row_labels=["ddpm", "rd"])
+    fig = qualitative_grid([{"input": img, "reconstruction": img, "anomaly_map": img,
+                                 "ground_truth": img},
+                            {"input": img, "reconstruction": None, "anomaly_map": img,
+                                 "ground_truth": img}], row_labels=["ddpm", "rd"])
     assert np.array(fig.axes).size == 8
     assert fig.axes[5].texts[0].get_text() == "n/a"
     with pytest.raises(ValueError, match="anomaly_map"):
-        qualitative_grid([dict(input=img, anomaly_map=np.zeros((4, 4)), ground_truth=img)])
+        qualitative_grid([{"input": img, "anomaly_map": np.zeros((4, 4)), "ground_truth": img}])
 
 
 def test_minimal_run_with_only_per_dataset(tmp_path):

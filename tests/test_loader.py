@@ -12,8 +12,13 @@ import torch
 
 from benchmark.data import layout
 from benchmark.data.layout import DataLayoutError, VolumeRecord
-from benchmark.data.loader import (TARGET_SHAPE, SliceDataset, VolumeDataset, load_volume,
-                                   paper_augmentation)
+from benchmark.data.loader import (
+    TARGET_SHAPE,
+    SliceDataset,
+    VolumeDataset,
+    load_volume,
+    paper_augmentation,
+)
 from benchmark.data.module import BenchmarkDataModule, DataConfig
 
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from benchmark.data.prepare import steps
 from benchmark.data.prepare import (
     configure_prepare_parser,
     configure_verify_parser,
     parse_sequences,
     prepare_main,
     run_prepare,
+    steps,
     verify_main,
 )
 from benchmark.data.prepare.cohorts import COHORTS, discover, lesion_from_label
@@ -258,7 +258,7 @@ def prepared_real(tmp_path_factory):
     quiet = {"echo": lambda *_: None}
     ms = run_prepare(COHORTS["mslub"], root / "ms_patient07", out,
                      tiny_settings(["flair"]), **quiet)
-    ixi = run_prepare(COHORTS["ixi"], raw_ixi, out, tiny_settings(["t1"]),
+    ixi = run_prepare(COHORTS["ixi"], raw_ixi, out, tiny_settings(["t1"], skull_strip="mask"),
                       mask_dir=str(raw_ixi), **quiet)
     assert not ms["failed"] and not ixi["failed"], (ms["failed"], ixi["failed"])
     return out / "Data", raw_ixi
@@ -290,7 +290,7 @@ def test_real_lesion_binary_count_and_alignment(prepared_real):
     flair = _load(data, "Test/MSLUB/flair/patient07_flair.nii.gz")
     mask = _load(data, "Test/MSLUB/mask/patient07_mask.nii.gz")
     assert set(np.unique(seg)) == {0, 1}
-    record = json.loads((data / ".prepare/mslub/patient07.json").read_text())
+    record = json.loads((data / ".prepare/MSLUB/patient07.json").read_text())
     # nearest neighbour: coarse count x 8 matches the 1 mm lesion volume in the kept slab
     # (the 8 possible sampling offsets of the raw mask give 1208-1368 for 1300 voxels)
     kept = record["lesion_voxels_1mm_kept"]
@@ -310,10 +310,12 @@ def test_real_splits_and_layout(prepared_real):
     assert list(test.columns) == ["img_name", "age", "label", "img_path", "mask_path",
                                   "seg_path"]
     assert test.img_path.tolist() == ["/Test/MSLUB/flair/patient07_flair.nii.gz"]
-    fold0 = pd.concat([pd.read_csv(data / f"splits/IXI_{s}.csv", index_col=0)
-                       for s in ("train_fold0", "val_fold0", "test")])
-    assert fold0.img_name.tolist() == ["IXI012-HH-1211_t1.nii.gz"]
+    # one healthy subject: training folds only; empty val/test splits are not written
+    fold0 = pd.read_csv(data / "splits/IXI_train_fold0.csv", index_col=0)
+    assert fold0.img_name.tolist() == ["IXI012-HH-1211"]
     assert fold0.img_path.str.startswith("/Train/ixi/t1/").all()
+    assert not (data / "splits/IXI_val_fold0.csv").exists()
+    assert not (data / "splits/IXI_test.csv").exists()
     manifest = json.loads((data / "manifest.json").read_text())
     assert "Train/ixi/mask/IXI012-HH-1211_mask.nii.gz" in manifest["files"]
 
@@ -323,6 +325,7 @@ def test_real_deterministic(prepared_real, tmp_path):
     data, raw_ixi = prepared_real
     sub = discover(raw_ixi, COHORTS["ixi"])["IXI012-HH-1211"]
     sub.mask = raw_ixi / "IXI012-HH-1211_T1_DLMUSE.nii.gz"
-    again = prepare_subject(sub, COHORTS["ixi"], tiny_settings(["t1"]), tmp_path / "Data")
-    first = json.loads((data / ".prepare/ixi/IXI012-HH-1211.json").read_text())
+    again = prepare_subject(sub, COHORTS["ixi"], tiny_settings(["t1"], skull_strip="mask"),
+                            tmp_path / "Data")
+    first = json.loads((data / ".prepare/IXI/IXI012-HH-1211.json").read_text())
     assert again["sha256"] == first["sha256"]

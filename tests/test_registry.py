@@ -32,7 +32,7 @@ def test_unknown_method_lists_the_known_ones():
 def test_duplicate_name_is_an_error():
     with pytest.raises(ValueError, match="registered twice"):
         @register_method("ae")
-        class Another(AnomalyMethod):  # noqa: F811
+        class Another(AnomalyMethod):
             family = "reconstruction"
 
 
@@ -84,7 +84,7 @@ def test_entry_point_plugin_is_discovered_and_runs(plugin_site, toy_root, tmp_pa
     env_path = f"{plugin_site}:{REPO}"
     listing = subprocess.run(
         [sys.executable, "-m", "benchmark", "list", "--profile", "smoke"], capture_output=True,
-        text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+        text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path, check=False)
     assert listing.returncode == 0, listing.stderr
     assert "theirs" in listing.stdout and "a third-party package" in listing.stdout
     run = subprocess.run(
@@ -92,7 +92,7 @@ def test_entry_point_plugin_is_discovered_and_runs(plugin_site, toy_root, tmp_pa
          "smoke", "--data-root", str(toy_root), "--out", str(tmp_path / "runs"), "--run-id",
          "p", "--sequences", "t2", "--no-progress", "--set", "theirs.gain=2"],
         capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path)
+        cwd=tmp_path, check=False)
     assert run.returncode == 0, run.stderr
     import pandas as pd
 

@@ -16,10 +16,8 @@ from benchmark.data.synth.anatomy import GRID_SHAPE, SPACING_MM
 
 
 @pytest.fixture(scope="session")
-def root(tmp_path_factory):
-    # two workers: exercises the process pool path the real generation takes
-    return synth.ensure_synthetic("smoke", root=tmp_path_factory.mktemp("synth") / "smoke",
-                                  seed=0, progress=False, workers=2)
+def root(synth_root):
+    return synth_root  # conftest.py: shared with the tests that verify the data set
 
 
 def _load(root, rel):

@@ -10,6 +10,13 @@ Split CSVs have a leading unnamed index column and the columns
 ``/Test/`` and are joined to ``<root>/Data``. IXI CSVs list T1 paths; the T2 rows are
 those named in ``avail_t2.csv`` with ``t1`` replaced by ``t2`` in the path.
 
+Lesion labels must hold 0 (background) and 1 (lesion) only, unless ``<root>/Data/labels.json``
+declares how a cohort's values read (:class:`LabelRule`)::
+
+    {"Brats21": {"lesion": [1, 2, 4]},                 # background: [0] unless given
+     "WMH": {"lesion": [1], "background": [0, 2]},
+     "ATLAS_v2": "nonzero"}                            # any value > 0 (interpolated labels)
+
 This module owns the layout for readers and writers alike: the synthetic generator, the
 test fixture and ``data prepare`` build their paths with :func:`volume_paths` and write
 their CSVs with :func:`write_split`. :mod:`benchmark.data.loader` reads the images.
@@ -17,6 +24,7 @@ their CSVs with :func:`write_split`. :mod:`benchmark.data.loader` reads the imag
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -36,10 +44,58 @@ SPLIT_COLUMNS: tuple[str, ...] = ("img_name", "age", "label", "img_path", "mask_
                                   "seg_path")
 REQUIRED_COLUMNS = ("img_name", "img_path", "mask_path")
 N_FOLDS = 5
+LABELS_FILE = "labels.json"  # <root>/Data/labels.json: how cohorts' label values read
 
 
 class DataLayoutError(ValueError):
     """A data directory that does not follow the layout; the message names the file."""
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """How a cohort's raw lesion-label values become lesion / background.
+
+    The default (nothing declared) accepts 0 and 1 only: any other value is an error, so
+    that BraTS' {1, 2, 4}, a -1 or an interpolated 0.5 is never binarised silently.
+    ``nonzero``: every value > 0 is lesion (e.g. labels warped with linear interpolation).
+    """
+
+    lesion: tuple[float, ...] = (1.0,)
+    background: tuple[float, ...] = (0.0,)
+    nonzero: bool = False
+    source: str | None = None  # the labels.json that declared it (None: the default)
+
+    def check(self, values: np.ndarray, path: Path, cohort: str = "<cohort>") -> None:
+        """Raise DataLayoutError naming ``path`` when ``values`` holds a value the rule
+        does not know."""
+        if self.nonzero:
+            bad = values < 0
+        elif self.lesion == (1.0,) and self.background == (0.0,):
+            bad = (values != 0) & (values != 1)
+        else:
+            bad = ~np.isin(values, self.lesion + self.background)
+        if bad.any():
+            found = np.unique(values[bad])
+            shown = ", ".join(f"{v:g}" for v in found[:8]) + (" ..." if len(found) > 8 else "")
+            allowed = ("values >= 0" if self.nonzero else
+                       ", ".join(f"{v:g}" for v in sorted(self.lesion + self.background)))
+            where = f"as declared in {self.source}" if self.source else "by default"
+            raise DataLayoutError(
+                f"{path}: lesion label values {shown} in {int(bad.sum())} voxels; allowed "
+                f"{where}: {allowed}. Declare how this cohort's labels read in "
+                f"Data/{LABELS_FILE}, e.g. {{\"{cohort}\": {{\"lesion\": [1, 2, 4]}}}} or "
+                f"{{\"{cohort}\": \"nonzero\"}} (datasets/README.md)")
+
+    def lesion_mask(self, values: np.ndarray) -> np.ndarray:
+        """(H, W, D) bool: voxels that are lesion."""
+        if self.nonzero:
+            return values > 0
+        if self.lesion == (1.0,):
+            return values == 1
+        return np.isin(values, self.lesion)
+
+
+DEFAULT_LABELS = LabelRule()
 
 
 @dataclass(frozen=True)
@@ -53,6 +109,7 @@ class VolumeRecord:
     mask: Path
     seg: Path | None  # None for healthy volumes
     site: str | None = None  # the split CSV's optional `site` column (scanner / centre)
+    labels: LabelRule = DEFAULT_LABELS  # how the seg file's values read
 
 
 # ---------------------------------------------------------------------------- writing
@@ -146,9 +203,43 @@ def sequence_of(path: str) -> str | None:
     return None
 
 
+def label_rules(ddir: Path) -> dict[str, LabelRule]:
+    """{cohort: LabelRule} declared in ``<ddir>/labels.json`` ({} without one)."""
+    path = Path(ddir) / LABELS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise DataLayoutError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataLayoutError(f"{path}: expected an object {{cohort: rule}}")
+    return {str(cohort): _label_rule(rule, path, cohort) for cohort, rule in data.items()}
+
+
+def _label_rule(rule: object, path: Path, cohort: str) -> LabelRule:
+    def values(key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        raw = rule.get(key, list(default))
+        if not isinstance(raw, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+            raise DataLayoutError(f"{path}: {cohort}.{key} must be a list of numbers")
+        return tuple(float(v) for v in raw)
+
+    if rule == "nonzero":
+        return LabelRule(nonzero=True, source=str(path))
+    if isinstance(rule, dict) and set(rule) <= {"lesion", "background"} and "lesion" in rule:
+        lesion, background = values("lesion", ()), values("background", (0.0,))
+        if set(lesion) & set(background):
+            raise DataLayoutError(f"{path}: {cohort}: a value is both lesion and background")
+        return LabelRule(lesion, background, source=str(path))
+    raise DataLayoutError(f"{path}: {cohort}: expected \"nonzero\" or {{\"lesion\": [...], "
+                          f"\"background\": [...]}}, got {rule!r}")
+
+
 def records(ddir: Path, df: pd.DataFrame, csv: Path, cohort: str, sequence: str,
             labelled: bool) -> list[VolumeRecord]:
     out = []
+    rule = label_rules(ddir).get(cohort, DEFAULT_LABELS) if labelled else DEFAULT_LABELS
     for row in df.itertuples(index=False):
         seg = None
         if labelled:
@@ -160,7 +251,7 @@ def records(ddir: Path, df: pd.DataFrame, csv: Path, cohort: str, sequence: str,
             name=str(row.img_name), cohort=cohort, sequence=sequence,
             image=_resolve(ddir, row.img_path, csv, "img_path"),
             mask=_resolve(ddir, row.mask_path, csv, "mask_path"), seg=seg,
-            site=_site(getattr(row, "site", None)),
+            site=_site(getattr(row, "site", None)), labels=rule,
         ))
     return out
 
@@ -251,6 +342,25 @@ def unhealthy_cohorts(root: Path, sequence: str) -> list[str]:
         if sequence_of(str(df["img_path"].iloc[0])) == sequence:
             names.append(cohort)
     return names
+
+
+def select_cohorts(root: Path, sequence: str, requested: list[str] | None = None) -> list[str]:
+    """The labelled test sets a ``sequence`` part evaluates: all of them, or ``requested``
+    (``--cohorts``), each of which must be a cohort of this sequence."""
+    names = unhealthy_cohorts(root, sequence)
+    if requested is None:
+        return names
+    unknown = [c for c in requested if c not in names]
+    if unknown:
+        from ..hparams import did_you_mean
+
+        others = {c: s for s in SEQUENCES if s != sequence for c in unhealthy_cohorts(root, s)}
+        hints = [f"{c!r} is a {others[c]} cohort" if c in others
+                 else f"{c!r} is unknown{did_you_mean(c, names + list(others))}"
+                 for c in unknown]
+        raise DataLayoutError(f"--cohorts: {'; '.join(hints)}; the {sequence} cohorts of "
+                              f"{data_dir(root)} are: {', '.join(names) or '(none)'}")
+    return [n for n in names if n in requested]
 
 
 def has_split(root: Path, cohort: str, split: Literal["val", "test"]) -> bool:

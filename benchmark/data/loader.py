@@ -6,6 +6,12 @@ images, nearest neighbour for masks and labels); intensities are rescaled to [0,
 between the 1st and 99th percentile inside the brain mask (torchio's RescaleIntensity).
 Each volume is read once per process and kept in memory.
 
+What is read is checked, and a problem is a DataLayoutError naming the file: a file listed
+in its data root's manifest must match its sha256 (:mod:`benchmark.data.manifest`);
+volumes must be 3D, finite, image/mask/label on one grid, the mask non-empty; label
+values must follow the cohort's :class:`~benchmark.data.layout.LabelRule` (0/1 unless
+declared). :func:`check_volume` runs these checks without resampling (``run --check``).
+
 Arrays are (H, W, D) with the axial axis last; a slice batch is (B, 1, H, W).
 """
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 import torchio as tio
 from torch.utils.data import Dataset
 
+from . import manifest
 from .layout import DataLayoutError, VolumeRecord
 
 TARGET_SHAPE = (96, 96, 50)
@@ -46,10 +53,11 @@ class Volume:
 def _read(path: Path, what: str, volume: str) -> tio.Image:
     if not path.is_file():
         raise DataLayoutError(f"{what} of volume {volume} not found: {path}")
+    manifest.check_file(path)
     try:
         img = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float32)
-    except Exception as exc:  # nibabel raises many types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for corrupt files
         raise DataLayoutError(f"cannot read {what} of volume {volume} ({path}): {exc}") from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -74,10 +82,22 @@ def _subject(record: VolumeRecord) -> tio.Subject:
                 f"{path}: {key} shape {parts[key].spatial_shape} does not match its image "
                 f"{record.image} shape {shape}"
             )
+    if "seg" in parts:
+        record.labels.check(parts["seg"].data.numpy(), record.seg, record.cohort)
     return tio.Subject(**parts)
 
 
-@functools.lru_cache(maxsize=None)
+def check_volume(record: VolumeRecord) -> tuple[int, int, int]:
+    """Every check :func:`load_volume` makes, without resampling or keeping anything:
+    files readable and matching the manifest, 3D, finite, one grid, labels valid, mask
+    non-empty. Returns the image's shape; raises DataLayoutError naming the file."""
+    subject = _subject(record)
+    if not subject["mask"].data.any():
+        raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
+    return tuple(subject["image"].spatial_shape)
+
+
+@functools.cache
 def load_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE) -> Volume:
     """Read, resample if needed, and normalise one volume (cached per process).
 
@@ -108,7 +128,7 @@ def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     rescale = tio.RescaleIntensity(out_min_max=(0, 1), percentiles=(1, 99), masking_method="mask")
     image = rescale(subject)["image"].data[0].numpy().astype(np.float32)
     image = np.clip(image, 0.0, 1.0) * mask  # skull-stripped: background is 0
-    seg = subject["seg"].data[0].numpy() > 0 if "seg" in subject else None
+    seg = record.labels.lesion_mask(subject["seg"].data[0].numpy()) if "seg" in subject else None
     return Volume(record, np.ascontiguousarray(image), mask, seg)
 
 

@@ -12,7 +12,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from . import layout
-from .loader import (SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation)
+from .loader import SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation
 
 
 @dataclass
@@ -86,25 +86,31 @@ class BenchmarkDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ evaluation sets
     def test_cohorts(self) -> list[str]:
-        names = layout.unhealthy_cohorts(self.cfg.root, self.cfg.sequence)
-        if self.cfg.cohorts is not None:
-            unknown = sorted(set(self.cfg.cohorts) - set(names))
-            if unknown:
-                raise ValueError(f"--cohorts {unknown} not found for {self.cfg.sequence}; "
-                                 f"available: {', '.join(names)}")
-            names = [n for n in names if n in self.cfg.cohorts]
-        return names
+        return layout.select_cohorts(self.cfg.root, self.cfg.sequence, self.cfg.cohorts)
 
     def evaluation_sets(self) -> dict[str, dict[str, list[layout.VolumeRecord]]]:
         """{dataset: {split: records}}: the healthy test set (IXI) and each labelled cohort's
         val and test splits (val is only for choosing thresholds, never scored as a result)."""
-        cap = self.cfg.max_test_volumes
-        val_cap = cap if self.cfg.max_val_volumes is None else self.cfg.max_val_volumes
-        sets = {layout.HEALTHY_COHORT: {"test": self.records["test"][:cap],
-                                        "val": self.records["val"][:val_cap]}}
+        sets = {layout.HEALTHY_COHORT: self.healthy_evaluation_set()}
         for cohort in self.test_cohorts():
-            entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
-            if layout.has_split(self.cfg.root, cohort, "val"):
-                entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:val_cap]
-            sets[cohort] = entry
+            sets[cohort] = self.evaluation_set(cohort)
         return sets
+
+    def healthy_evaluation_set(self) -> dict[str, list[layout.VolumeRecord]]:
+        """{split: records} of the healthy test set and the healthy validation volumes
+        scored for thresholds (capped)."""
+        cap = self.cfg.max_test_volumes
+        return {"test": self.records["test"][:cap], "val": self.records["val"][:self.val_cap()]}
+
+    def evaluation_set(self, cohort: str) -> dict[str, list[layout.VolumeRecord]]:
+        """{split: records} of one labelled cohort, as evaluated (capped)."""
+        cap = self.cfg.max_test_volumes
+        entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
+        if layout.has_split(self.cfg.root, cohort, "val"):
+            entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:self.val_cap()]
+        return entry
+
+    def val_cap(self) -> int | None:
+        """How many validation volumes per set are scored (max_val_volumes, else the test cap)."""
+        cfg = self.cfg
+        return cfg.max_test_volumes if cfg.max_val_volumes is None else cfg.max_val_volumes

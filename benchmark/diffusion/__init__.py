@@ -13,9 +13,9 @@ from benchmark.diffusion.simplex import simplex_noise
 __all__ = [
     "DiffusionSchedule",
     "cosine_betas",
+    "from_model_range",
     "linear_betas",
     "one_step_reconstruction",
-    "to_model_range",
-    "from_model_range",
     "simplex_noise",
+    "to_model_range",
 ]

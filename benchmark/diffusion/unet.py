@@ -112,7 +112,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x).reshape(n, c, h * w)).chunk(3, dim=1)
-        split = lambda z: z.reshape(n, self.heads, c // self.heads, h * w).transpose(-1, -2)  # noqa: E731
+        split = lambda z: z.reshape(n, self.heads, c // self.heads, h * w).transpose(-1, -2)
         out = F.scaled_dot_product_attention(split(q), split(k), split(v))
         out = out.transpose(-1, -2).reshape(n, c, h * w)
         return x + self.proj(out).reshape(n, c, h, w)

@@ -19,14 +19,15 @@ from benchmark.data.loader import Volume, load_volume
 from benchmark.diffusion.method import DiffusionMethod
 from benchmark.metrics import auprc
 from benchmark.postprocess import PostProcess
-from benchmark.rundir import Part, RunDir
+from benchmark.rundir import Part, RunDir, atomic_path, write_csv
 
 DIFFUSION_METHODS = ("ddpm", "pddpm", "cddpm")
 
 
-def load_diffusion(part: Part, device: torch.device) -> DiffusionMethod:
-    """The part's trained diffusion method, from the checkpoint its done.json names."""
-    method = load_method(part.checkpoint())
+def load_diffusion(part: Part, device: torch.device, trust: bool = False) -> DiffusionMethod:
+    """The part's trained diffusion method, from the checkpoint its done.json names (inside
+    the part only); ``trust`` loads checkpoints that hold more than plain values."""
+    method = load_method(part.checkpoint(), trust=trust)
     if not isinstance(method, DiffusionMethod):
         raise TypeError(f"{part.path}: {part.method} is not a diffusion method")
     return method.to(device).eval()
@@ -44,6 +45,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, methods: str) -> None:
     parser.add_argument("--seed", type=int, default=3141)
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default <run>/experiments)")
+    parser.add_argument("--trust-checkpoints", action="store_true",
+                        help="load checkpoints that hold more than tensors and plain values "
+                             "(can run code: only for files you made yourself)")
 
 
 def find_parts(run: Path, methods: Sequence[str], sequence: str | None,
@@ -112,6 +116,17 @@ def volume_auprc(anomaly: np.ndarray, volume: Volume, idx: np.ndarray) -> float:
 def to_volume(t: Tensor) -> np.ndarray:
     """(D, 1, H, W) -> (H, W, D) numpy."""
     return t[:, 0].permute(1, 2, 0).numpy()
+
+
+def save_table(frame, path: Path) -> None:
+    """An experiment's table, written atomically (a kill never leaves half a CSV)."""
+    write_csv(path, frame)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """An experiment's figure, written atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
 
 
 def out_dir(args: argparse.Namespace, name: str) -> Path:

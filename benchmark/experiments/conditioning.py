@@ -35,7 +35,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def crop_width(x: Tensor, percent: float) -> Tensor:
     """Keep the left ``percent`` % of the columns of (N, 1, H, W), zero the rest."""
-    keep = int(round(x.shape[-1] * percent / 100))
+    keep = round(x.shape[-1] * percent / 100)
     out = torch.zeros_like(x)
     out[..., :keep] = x[..., :keep]
     return out
@@ -82,7 +82,7 @@ def _plot(images: dict, path) -> None:
             if c == 0:
                 ax.set_ylabel(f"cl={cl}", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    common.save_figure(fig, path, dpi=130)
     plt.close(fig)
 
 
@@ -94,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
     if "cddpm" not in parts:
         raise SystemExit("conditioning: the run has no trained cddpm")
     device = torch.device(args.device)
-    models = {name: common.load_diffusion(part, device) for name, part in parts.items()}
+    models = {name: common.load_diffusion(part, device, args.trust_checkpoints)
+              for name, part in parts.items()}
     sets = common.evaluation_sets(args.run_dir, parts["cddpm"], args.max_volumes)
     x0, mask = _slices(sets, args.max_volumes, args.slices)
     rows, images = [], {}
@@ -112,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
                          **_l1(rec, x, mask), "n_slices": int(x.shape[0])})
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "conditioning")
-    frame.to_csv(out / "conditioning.csv", index=False)
+    common.save_table(frame, out / "conditioning.csv")
     _plot(images, out / "conditioning.png")
     print(frame.round(4).to_string(index=False))
     print(f"\nwrote {out / 'conditioning.csv'} and {out / 'conditioning.png'}")

@@ -91,7 +91,7 @@ def _plot(hists: dict, frame: pd.DataFrame, path) -> None:
             ax.tick_params(labelsize=6)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    common.save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -102,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows, hists = [], {}
     for name, part in parts.items():
-        method = common.load_diffusion(part, torch.device(args.device))
+        method = common.load_diffusion(part, torch.device(args.device),
+                                        args.trust_checkpoints)
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         unhealthy = [d for d in sets if d != common.healthy_dataset() and sets[d].get("test")]
         cohort = args.cohort or (unhealthy[0] if unhealthy else None)
@@ -119,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "histograms")
-    frame.to_csv(out / "histograms.csv", index=False)
+    common.save_table(frame, out / "histograms.csv")
     _plot(hists, frame, out / "histograms.png")
     table = frame.pivot_table(index=["dataset", "contrast"], columns="method", values="kl")
     if {"ddpm", "cddpm"} <= set(table.columns):

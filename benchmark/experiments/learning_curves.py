@@ -77,7 +77,7 @@ def convergence(points: pd.DataFrame, metric: str, higher: bool,
     first = int(np.argmax(reached))
     # share of the rise gained in the last third of training: a curve still climbing
     # there had not converged
-    late = int(round(2 * (len(p) - 1) / 3))
+    late = round(2 * (len(p) - 1) / 3)
     late_gain = (progress[-1] - progress[late]) / rise if rise > 0 else 0.0
     return {"metric": metric, "first": float(p[metric].iloc[0]), "plateau": float(plateau),
             "last": float(p[metric].iloc[-1]),

@@ -65,7 +65,7 @@ def _plot(frame: pd.DataFrame, path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    common.save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -75,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows = []
     for name, part in parts.items():
-        method = common.load_diffusion(part, torch.device(args.device))
+        method = common.load_diffusion(part, torch.device(args.device),
+                                        args.trust_checkpoints)
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         for dataset in sets:
             volumes = [v for v in common.test_volumes(sets, dataset) if v.seg is not None]
@@ -89,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "noise-levels")
-    frame.to_csv(out / "noise_levels.csv", index=False)
+    common.save_table(frame, out / "noise_levels.csv")
     _plot(frame, out / "noise_levels.png")
     print(frame.pivot_table(index=["method", "dataset"], columns="t", values="auprc",
                             sort=False).round(3).to_string())

@@ -201,13 +201,13 @@ def compare_group(folds: pd.DataFrame, volumes: pd.DataFrame | None,
             p, engine = permutation_pvalue(sa.to_numpy(), sb.to_numpy(), paired=paired,
                                            rounds=settings.rounds, seed=settings.seed,
                                            engine=settings.engine)
-        rows.append(dict(
-            dataset=first["dataset"], sequence=first["sequence"], metric=first["metric"],
-            level=first["level"], threshold_source=first["threshold_source"],
-            entry_a=a, entry_b=b, mean_a=sa.mean(), mean_b=sb.mean(),
-            statistic=sa.mean() - sb.mean(), n_a=len(sa), n_b=len(sb), unit=unit,
-            paired=paired, alternative="two-sided", rounds=settings.rounds,
-            seed=settings.seed, engine=engine, p_value=p))
+        rows.append({
+            "dataset": first["dataset"], "sequence": first["sequence"], "metric": first["metric"],
+            "level": first["level"], "threshold_source": first["threshold_source"],
+            "entry_a": a, "entry_b": b, "mean_a": sa.mean(), "mean_b": sb.mean(),
+            "statistic": sa.mean() - sb.mean(), "n_a": len(sa), "n_b": len(sb), "unit": unit,
+            "paired": paired, "alternative": "two-sided", "rounds": settings.rounds,
+            "seed": settings.seed, "engine": engine, "p_value": p})
     return pd.DataFrame(rows)
 
 

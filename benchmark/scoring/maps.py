@@ -8,8 +8,6 @@ scoring never drops rows silently.
 """
 from __future__ import annotations
 
-import zipfile
-
 import numpy as np
 
 from ..data.layout import VolumeRecord
@@ -56,8 +54,12 @@ class PartMaps:
                 order = [index[r.name] for r in recs]
                 identity = order == list(range(len(names)))
                 return {k: (f[k] if identity else f[k][order]) for k in keys if k in f.files}
-        except (zipfile.BadZipFile, OSError, KeyError, EOFError) as err:
-            raise MapsError(f"cannot read cached maps {path}: {err}") from None
+        except MapsError:
+            raise
+        except Exception as err:  # noqa: BLE001 - truncated, a flipped byte: BadZipFile (CRC),
+            # zlib.error (inflate), ValueError or tokenize.TokenError (array header), ...
+            raise MapsError(f"cannot read cached maps {path}: {type(err).__name__}: {err}") \
+                from None
 
     def get(self, dataset: str, split: str):
         """(processed maps, labels or None, brain masks): lists, one (H, W, D) per volume."""

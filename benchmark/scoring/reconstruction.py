@@ -15,6 +15,7 @@ import pandas as pd
 from .. import metrics
 from ..data.layout import HEALTHY_COHORT
 from ..data.loader import load_volume
+from ..rundir import atomic_path
 from . import PROTOCOL_VERSION, ScoringOptions, Sets
 from .maps import PartMaps
 
@@ -108,5 +109,6 @@ def score_reconstruction(part, sets: Sets, ids: dict, contrast: float = 1.0,
                            "n_volumes": len(raw["reconstruction"]),
                            "protocol_version": PROTOCOL_VERSION})
     if histograms_path is not None and hists:
-        np.savez_compressed(histograms_path, edges=_edges(), **hists)
+        with atomic_path(histograms_path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, edges=_edges(), **hists)
     return pd.DataFrame(rows), pd.DataFrame(pooled)

@@ -3,7 +3,8 @@
 No model runs. Another post-processing, AUC region or set of threshold sources gives new
 result tables for the same maps. Every part is scored before anything is written, so a
 missing or unreadable maps file stops the command (exit 2, the file named) with the run
-exactly as it was; a run with no finished part is an error too. The part's identity
+exactly as it was; a run with no finished part is an error too. It holds the run's launch
+lock: a run that another process is writing is refused, not re-scored under it. The part's identity
 columns come from the run's records (config.json, done.json), its result tags included.
 """
 from __future__ import annotations
@@ -78,7 +79,9 @@ def rescore(run: RunDir, opts: ScoringOptions) -> int:
 def main(args) -> int:
     opts = options_from_args(args)
     run = RunDir(args.run_dir)
-    n = rescore(run, opts)
+    run.config()  # not a run directory: an error before a lock file is made there
+    with run.launch_lock():  # a run being written by another process is not re-scored
+        n = rescore(run, opts)
     print(f"re-scored {n} part(s) of {run.path} with post-processing {opts.describe()}, AUCs "
           f"over {opts.auc_region} voxels, thresholds {','.join(opts.threshold_sources)}")
     return 0

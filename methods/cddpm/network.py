@@ -24,6 +24,8 @@ stages (not after every conv); batch-norm statistics include the zeroed position
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from monai.networks.layers import DropPath
@@ -134,7 +136,7 @@ class SparKPretrainer(nn.Module):
             nn.Conv2d(c, w, 1 if i == 0 else 3, padding=0 if i == 0 else 1)
             for i, (c, w) in enumerate(zip(channels, widths))
         )
-        self.blocks = nn.ModuleList(_DecoderBlock(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.blocks = nn.ModuleList(_DecoderBlock(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Conv2d(widths[-1], 1, 1)
 
     def random_active(self, n: int, grid: tuple[int, int], device) -> Tensor:

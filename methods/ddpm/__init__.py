@@ -1,1 +1,1 @@
-from .method import *  # noqa: F401,F403  (registers the method)
+from .method import *

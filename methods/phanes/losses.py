@@ -29,7 +29,7 @@ def _load_vgg19() -> tuple[nn.Module | None, str]:
         from torchvision.models import VGG19_Weights, vgg19
 
         return vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features[:32].eval(), ""
-    except Exception as exc:  # torchvision missing/broken, or the weight download failed
+    except Exception as exc:  # noqa: BLE001 - torchvision missing/broken, or the weight download failed
         return None, f"{type(exc).__name__}: {exc}"
 
 

@@ -67,7 +67,7 @@ def _load_lpips() -> tuple[object | None, str]:
 
         model = lpips.LPIPS(pretrained=True, net="squeeze", spatial=True, verbose=False)
         return model.eval(), ""
-    except Exception as exc:  # ImportError, a torchvision mismatch, a failed download
+    except Exception as exc:  # noqa: BLE001 - ImportError, a torchvision mismatch, a failed download
         return None, f"{type(exc).__name__}: {exc}"
 
 

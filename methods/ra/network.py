@@ -10,6 +10,8 @@ At 96 px the bottom map is 3x3 (the reference's 128 px gives 4x4).
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -44,7 +46,7 @@ class Encoder(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(1, channels[0], 5, 1, 2, bias=False),
                                   nn.BatchNorm2d(channels[0]), nn.LeakyReLU(0.2))
         self.blocks = nn.ModuleList(
-            ResidualBlock(a, b) for a, b in zip(channels[:-1], channels[1:])
+            ResidualBlock(a, b) for a, b in itertools.pairwise(channels)
         )
         self.pool = nn.AvgPool2d(2)
         self.last = ResidualBlock(channels[-1], channels[-1])

@@ -1,6 +1,7 @@
 """Raw scans -> benchmark-ready data (paper Sec. 4.2): ``python -m benchmark data prepare``.
 
     python -m benchmark data prepare --cohort ixi --raw ~/IXI --out ~/uad --jobs 4
+    python -m benchmark data prepare --cohort custom --name MyMS --raw ~/ms --out ~/uad
     python -m benchmark data verify ~/uad
 
 Steps per subject (each a function in ``steps``/``skull``): reorient +
@@ -28,8 +29,9 @@ from benchmark.data.prepare.cohorts import (
     discover,
     find_user_masks,
     get_cohort,
+    with_set_name,
 )
-from benchmark.data.prepare.output import verify, write_manifest, write_splits
+from benchmark.data.prepare.output import MIN_HEALTHY, verify, write_manifest, write_splits
 from benchmark.data.prepare.skull import SKULL_STRIP_CHOICES
 from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
 from benchmark.data.prepare.subject import PrepareSettings, is_done, prepare_subject, summary_line
@@ -64,11 +66,13 @@ def _progress(total: int):
 
 def run_prepare(cohort: Cohort, raw: Path, out: Path, settings: PrepareSettings, *,
                 jobs: int = 1, threads: int = 1, mask_dir: str | None = None,
-                force: bool = False, echo=print) -> dict:
-    """Prepare every subject of ``raw`` into ``out/Data``; returns {"ok", "skipped", "failed"}.
+                force: bool = False, n_val: int | None = None, echo=print) -> dict:
+    """Prepare every subject of ``raw`` into ``out/Data``.
 
-    ``failed`` maps subject id -> error message. Split CSVs and the manifest cover every
-    subject prepared so far (this run and earlier ones with the same settings).
+    Returns {"ok", "skipped", "failed", "splits"}: ``failed`` maps subject id -> error
+    message, ``splits`` split name -> subject ids (empty ones are not written). Split CSVs
+    and the manifest cover every subject prepared so far (this run and earlier ones with
+    the same settings).
     """
     data = Path(out) / "Data"
     subjects = discover(raw, cohort)
@@ -100,11 +104,24 @@ def run_prepare(cohort: Cohort, raw: Path, out: Path, settings: PrepareSettings,
             bar.update(1)
     if bar is not None:
         bar.close()
+    splits = {}
     if records:
-        write_splits(data, cohort, records, settings.seed)
+        splits = write_splits(data, cohort, records, settings.seed, n_val)
         write_manifest(data, {"generator": "benchmark.data.prepare",
                               "template": settings.template or "nilearn MNI152 2009a"})
-    return {"ok": sorted(set(records) - set(skipped)), "skipped": skipped, "failed": failed}
+        _explain_small(cohort, splits, len(records), echo)
+    return {"ok": sorted(set(records) - set(skipped)), "skipped": skipped, "failed": failed,
+            "splits": splits}
+
+
+def _explain_small(cohort: Cohort, splits: dict[str, list[str]], n: int, echo) -> None:
+    """Say what a small cohort means for ``run`` (no split is ever written empty)."""
+    if cohort.healthy and n < MIN_HEALTHY:
+        echo(f"WARNING {cohort.set_name}: {n} subject(s) prepared; `run` needs at least "
+             f"{MIN_HEALTHY} healthy subjects (1 test + one per fold)")
+    elif not cohort.healthy and not splits.get(f"{cohort.set_name}_val"):
+        echo(f"note: {cohort.set_name}: no validation split ({n} subject(s)): `run` scores it "
+             "without the `val` threshold source (oracle and fpr* thresholds remain)")
 
 
 def _execute(todo, cohort, settings, data, cohort_mask, jobs, threads):
@@ -134,6 +151,11 @@ def parse_sequences(text: str | None, cohort: Cohort) -> tuple[str, ...]:
 def configure_prepare_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m benchmark data prepare``."""
     parser.add_argument("--cohort", required=True, choices=sorted(COHORTS))
+    parser.add_argument("--name", default=None,
+                        help="set name of a labelled cohort (folder Data/Test/NAME, splits "
+                             "NAME_{val,test}.csv), so several cohorts of one's own (or one "
+                             "cohort in two sequences) live in one data root; default: "
+                             "the cohort's (custom: 'custom')")
     parser.add_argument("--raw", required=True, type=Path, help="the raw download (folder)")
     parser.add_argument("--out", required=True, type=Path, help="writes OUT/Data/...")
     parser.add_argument("--sequence", default=None,
@@ -146,7 +168,16 @@ def configure_prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-dir", default=None,
                         help="brain masks: a folder (file name starts with the subject id, "
                              "label > 0 = brain) or one file in template space")
-    parser.add_argument("--skull-strip", default="auto", choices=SKULL_STRIP_CHOICES)
+    parser.add_argument("--skull-strip", default="auto", choices=SKULL_STRIP_CHOICES,
+                        help="auto: hdbet > deepbet (T1) > --mask-dir > nonzero (already "
+                             "stripped) > template (crude fallback); see datasets/README.md")
+    parser.add_argument("--no-n4", action="store_true",
+                        help="skip N4 bias correction: the input is already bias-corrected "
+                             "(recorded per subject)")
+    parser.add_argument("--n-val", type=int, default=None,
+                        help="labelled cohorts: subjects in the val split (default: the "
+                             "paper's share; custom 25 %%; at least 1 from 2 subjects on; "
+                             "0 = no val split)")
     parser.add_argument("--seed", type=int, default=3141, help="split seed")
     parser.add_argument("--fast", action="store_true",
                         help="coarse registration + short N4 (previews/tests, not for results)")
@@ -157,14 +188,18 @@ def prepare_main(args: argparse.Namespace) -> int:
     """0: all subjects prepared; 1: some failed (the rest are written); 2: bad arguments."""
     try:
         cohort = get_cohort(args.cohort)
+        if args.name:
+            cohort = with_set_name(cohort, args.name)
         seqs = parse_sequences(args.sequence, cohort)
         if args.jobs < 1 or args.threads < 1:
             raise ValueError("--jobs and --threads must be >= 1")
-        kw = {"skull_strip": args.skull_strip, "template": args.template, "seed": args.seed}
+        kw = {"skull_strip": args.skull_strip, "template": args.template, "seed": args.seed,
+              "n4": not args.no_n4}
         settings = (PrepareSettings.fast(seqs, **kw) if args.fast
                     else PrepareSettings(seqs, registration=RegistrationSettings(), **kw))
         result = run_prepare(cohort, args.raw, args.out, settings, jobs=args.jobs,
-                             threads=args.threads, mask_dir=args.mask_dir, force=args.force)
+                             threads=args.threads, mask_dir=args.mask_dir, force=args.force,
+                             n_val=args.n_val)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from benchmark.data.layout import IMAGE_SEQUENCES
+from benchmark.data.layout import HEALTHY_COHORT, HEALTHY_FOLDER, IMAGE_SEQUENCES
 
 CohortName = Literal["ixi", "brats21", "mslub", "atlas", "wmh", "custom"]
 SEQUENCES = IMAGE_SEQUENCES
@@ -111,6 +111,27 @@ def get_cohort(name: str) -> Cohort:
     return COHORTS[name]
 
 
+SET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*")
+
+
+def with_set_name(cohort: Cohort, name: str) -> Cohort:
+    """``cohort`` written as set ``name`` (``--name``): ``Data/Test/<name>``,
+    ``<name>_{val,test}.csv``, records under ``Data/.prepare/<name>``.
+
+    Only labelled cohorts: the healthy set's folder and split names are fixed by the
+    layout (``Train/ixi``, ``IXI_*.csv``).
+    """
+    if cohort.healthy:
+        raise ValueError(f"--name: the healthy cohort is always written as "
+                         f"{HEALTHY_COHORT} (Data/Train/{HEALTHY_FOLDER}); drop --name")
+    if not SET_NAME.fullmatch(name) or name.upper() == HEALTHY_COHORT:
+        raise ValueError(f"--name {name!r}: letters, digits, '-' and '_' (starting with a "
+                         f"letter, not ending in '_'), and not {HEALTHY_COHORT!r}")
+    if name.lower().endswith(("_val", "_test", "_healthy")):
+        raise ValueError(f"--name {name!r} must not end in _val/_test/_healthy (split suffixes)")
+    return replace(cohort, set_name=name)
+
+
 @dataclass
 class SubjectFiles:
     """Raw files of one subject: ``images[seq]`` paths, ``seg`` path or None, ``mask`` path."""
@@ -182,8 +203,8 @@ def find_user_masks(mask_dir: str | Path | None, subjects: dict[str, SubjectFile
         own = set(sub.images.values()) | {sub.seg}
         hits = [f for f in files if f.name.startswith(sid) and f not in own
                 and not re.match(re.escape(sid) + r"[-_]\d", f.name)]
-        if hits:
-            sub.mask = hits[0]
+        if hits:  # a name saying "mask" wins (e.g. patient01_brainmask over patient01_T1WKS)
+            sub.mask = min(hits, key=lambda f: ("mask" not in f.name.lower(), f.name))
     return None
 
 

@@ -8,7 +8,10 @@
 
 Split CSVs carry a leading unnamed index column and ``img_name, age, label, img_path,
 mask_path, seg_path``; paths start with ``/Train/`` or ``/Test/`` and are joined to
-``<out>/Data`` by the loader (as in the reference code).
+``<out>/Data`` by the loader (as in the reference code). ``img_name`` is the subject id.
+
+No split is ever written empty (``run`` refuses an empty CSV): a split with no subject is
+not written, and a stale one from an earlier run of the same set is removed.
 """
 
 from __future__ import annotations
@@ -59,18 +62,26 @@ def _scaled(n: int, size: int, total: int) -> int:
     return round(n * size / total) if total else 0
 
 
+# ``run`` splits the healthy train/val pool into N_FOLDS folds: at least one subject each
+MIN_HEALTHY = N_FOLDS + 1  # + one healthy test subject
+
+
 def ixi_splits(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, list[str]]:
     """Held-out test set + 5 folds whose validation sets are pairwise disjoint.
 
     With the paper's 560 subjects: test 158, per fold val 44 and train 358 (paper Sec. 4.1).
     Unlike the reference CSVs, no test subject is in any train/val set and no subject is in
-    two validation sets. Fewer subjects scale the sizes; when 5 disjoint non-empty val sets
-    do not fit (a handful of subjects), val sets rotate over the non-test subjects.
+    two validation sets. Fewer subjects scale the sizes, keeping at least one test subject
+    and N_FOLDS subjects for the folds (from MIN_HEALTHY subjects on); when 5 disjoint
+    non-empty val sets do not fit (a handful of subjects), val sets rotate over the
+    non-test subjects.
     """
     order = _order(sids, seed)
     n = len(order)
     n_test = _scaled(n, cohort.test, cohort.expected)
-    if n > 1 and n_test == 0:
+    if n >= MIN_HEALTHY:
+        n_test = min(max(n_test, 1), n - N_FOLDS)
+    elif n > 1 and n_test == 0:
         n_test = 1
     test, rest = order[:n_test], order[n_test:]
     n_val = _scaled(n, cohort.val, cohort.expected)
@@ -85,11 +96,28 @@ def ixi_splits(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, l
     return splits
 
 
-def val_test_split(sids: list[str], cohort: Cohort, seed: int = 3141) -> dict[str, list[str]]:
-    """Unhealthy cohorts: the paper's val/test sizes when complete, else the same proportion."""
+# a cohort of one's own has no paper sizes: this share goes to val (as MSLUB's 10/30 ~ 1/3)
+CUSTOM_VAL_SHARE = 0.25
+
+
+def val_test_split(sids: list[str], cohort: Cohort, seed: int = 3141,
+                   n_val: int | None = None) -> dict[str, list[str]]:
+    """Unhealthy cohorts: the paper's val/test sizes when complete, else the same proportion
+    (a cohort of one's own: 25 %), at least one val subject from 2 subjects on, always at
+    least one test subject. ``n_val`` overrides (0 = no val split)."""
     order = _order(sids, seed)
-    n_val = cohort.val if len(order) == cohort.expected else _scaled(
-        len(order), cohort.val, cohort.val + cohort.test)
+    n = len(order)
+    if n_val is None:
+        if n == cohort.expected:
+            n_val = cohort.val
+        elif cohort.val + cohort.test:
+            n_val = _scaled(n, cohort.val, cohort.val + cohort.test)
+        else:
+            n_val = round(n * CUSTOM_VAL_SHARE)
+        n_val = max(n_val, 1) if n >= 2 else 0
+    if not 0 <= n_val < max(n, 1):
+        raise ValueError(f"--n-val {n_val}: {cohort.set_name} has {n} subject(s); the test "
+                         "split needs at least one")
     return {f"{cohort.set_name}_val": sorted(order[:n_val]),
             f"{cohort.set_name}_test": sorted(order[n_val:])}
 
@@ -102,7 +130,7 @@ def split_table(sids: list[str], records: dict[str, dict], cohort: Cohort) -> pd
         seqs = [s for s in ("t1", "t2", "flair") if s in files]
         img = files[seqs[0]]  # t1 first: the reference loader swaps 't1'->'t2' for T2 runs
         rows.append({
-            "img_name": Path(img).name if cohort.healthy else sid,
+            "img_name": sid,
             "age": records[sid].get("age", np.nan),
             "label": 0 if cohort.healthy else 1,
             "img_path": img, "mask_path": files["mask"], "seg_path": files.get("seg", ""),
@@ -110,21 +138,33 @@ def split_table(sids: list[str], records: dict[str, dict], cohort: Cohort) -> pd
     return pd.DataFrame(rows, columns=list(SPLIT_COLUMNS))
 
 
-def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int) -> list[Path]:
-    """Write every split CSV of ``cohort`` for the subjects in ``records``."""
+def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int,
+                 n_val: int | None = None) -> dict[str, list[str]]:
+    """Write every non-empty split CSV of ``cohort`` for the subjects in ``records``.
+
+    Returns {split name: subject ids}, the empty ones included (they are not written, and
+    an earlier file of that name is removed).
+    """
     sids = sorted(records)
-    splits = (ixi_splits if cohort.healthy else val_test_split)(sids, cohort, seed)
+    splits = (ixi_splits(sids, cohort, seed) if cohort.healthy
+              else val_test_split(sids, cohort, seed, n_val))
+    if cohort.healthy:
+        # the T2 rows of T2 runs: same img_name as the T1 rows of the folds (the loader
+        # matches them) and the T2 path
+        t2 = [s for s in sids if "t2" in records[s]["files"]]
+        splits["avail_t2"] = t2
     out = data / "splits"
     out.mkdir(parents=True, exist_ok=True)
-    written = []
     for name, members in splits.items():
-        layout.write_split(out, name, split_table(members, records, cohort))
-        written.append(layout.split_file(out, name))
-    if cohort.healthy:
-        t2 = [Path(records[s]["files"]["t2"]).name for s in sids if "t2" in records[s]["files"]]
-        pd.DataFrame({"0": t2}).to_csv(out / "avail_t2.csv", index=True)
-        written.append(out / "avail_t2.csv")
-    return written
+        path = layout.split_file(out, name)
+        if not members:
+            path.unlink(missing_ok=True)
+            continue
+        table = split_table(members, records, cohort)
+        if name == "avail_t2":
+            table["img_path"] = [records[s]["files"]["t2"] for s in members]
+        layout.write_split(out, name, table)
+    return splits
 
 
 def sha256_file(path: Path) -> str:

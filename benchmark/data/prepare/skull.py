@@ -4,15 +4,24 @@ Choices (``--skull-strip``), best first:
 
 - ``hdbet``: HD-BET (Isensee et al. 2019), as in the paper, when its ``hd-bet`` command is
   installed (``pip install hd-bet``; it fetches its own weights on first use). Native space.
+- ``deepbet``: deepbet (Fisch et al. 2024, MIT), when installed (``pip install -e
+  .[prepare]``): a T1 network whose weights ship inside its wheel, so it runs offline; CPU,
+  one thread, ~5 s per scan. It runs on the subject's T1; the other sequences get the T1
+  mask through their rigid registration to the T1 (same session, same head).
 - ``mask``: a brain mask the user supplies (``--mask-dir``): one file per subject whose name
   starts with the subject id (any label > 0 is brain, e.g. an anatomical label map), on the
   subject's image grid; or one file for the whole cohort, already in template space.
 - ``nonzero``: the input is already skull-stripped (BraTS, the MSLUB/WMH "preprocessed"
   releases): the brain is the image's non-background region.
-- ``template``: FALLBACK, clearly not HD-BET quality: after registering the whole head, the
-  template's brain mask, refined by intensity (dark skull/CSF at its border removed).
-- ``auto``: ``hdbet`` if installed, else ``mask`` if ``--mask-dir`` is given, else
-  ``nonzero`` if the image looks skull-stripped, else ``template``.
+- ``template``: FALLBACK, clearly not a skull-stripping tool: after registering the whole
+  head, the template's brain mask, refined by intensity (dark skull/CSF at its border
+  removed). A warning says so.
+- ``auto``: ``hdbet`` if installed; else ``deepbet`` if installed, the subject has a T1 and
+  it is not skull-stripped already; else ``mask`` if ``--mask-dir`` is given; else
+  ``nonzero`` if the image looks skull-stripped; else ``template``. ``--skull-strip mask``
+  uses supplied masks even where a network is installed.
+
+Every record says which method ran (``skull_strip``) and on which sequence (``mask_from``).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import SimpleITK as sitk
 
 from benchmark.data.prepare.steps import PrepareError, read_image
 
-SkullStrip = Literal["auto", "hdbet", "mask", "nonzero", "template"]
+SkullStrip = Literal["auto", "hdbet", "deepbet", "mask", "nonzero", "template"]
 SKULL_STRIP_CHOICES: tuple[str, ...] = get_args(SkullStrip)
 # a skull-stripped adult brain occupies about 1.0-1.8 litres; a head with skull, more
 BRAIN_LITRES = (0.7, 2.3)
@@ -40,21 +49,52 @@ def hdbet_available() -> bool:
     return shutil.which("hd-bet") is not None or importlib.util.find_spec("HD_BET") is not None
 
 
-def resolve_skull_strip(choice: str, image: sitk.Image, *, has_user_mask: bool) -> str:
-    """Turn ``auto`` into a concrete method; check the requested one can run."""
+def deepbet_available() -> bool:
+    """deepbet is an optional dependency (the ``prepare`` extra)."""
+    return importlib.util.find_spec("deepbet") is not None
+
+
+def available_tools() -> dict[str, str | None]:
+    """Installed skull strippers and their versions (part of a run's settings fingerprint:
+    installing one changes what ``auto`` does, so subjects are redone)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def _version(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "installed" if dist == "hd-bet" and hdbet_available() else None
+
+    return {"hdbet": _version("hd-bet"), "deepbet": _version("deepbet")}
+
+
+def resolve_skull_strip(choice: str, image: sitk.Image, *, has_user_mask: bool,
+                        has_t1: bool = False) -> str:
+    """Turn ``auto`` into a concrete method; check the requested one can run.
+
+    ``image``: the reference sequence (1 mm); ``has_t1``: the subject has a T1 scan.
+    """
     if choice not in SKULL_STRIP_CHOICES:
         raise ValueError(f"skull_strip must be one of {SKULL_STRIP_CHOICES}, got {choice!r}")
     if choice == "hdbet" and not hdbet_available():
         raise RuntimeError("--skull-strip hdbet: HD-BET is not installed (pip install hd-bet)")
+    if choice == "deepbet" and not deepbet_available():
+        raise RuntimeError("--skull-strip deepbet: deepbet is not installed "
+                           "(pip install -e .[prepare], or pip install deepbet)")
+    if choice == "deepbet" and not has_t1:
+        raise RuntimeError("--skull-strip deepbet needs a T1 scan of the subject")
     if choice == "mask" and not has_user_mask:
         raise RuntimeError("--skull-strip mask needs --mask-dir")
     if choice != "auto":
         return choice
     if hdbet_available():
         return "hdbet"
+    stripped = looks_skull_stripped(image)
+    if deepbet_available() and has_t1 and not stripped:
+        return "deepbet"
     if has_user_mask:
         return "mask"
-    return "nonzero" if looks_skull_stripped(image) else "template"
+    return "nonzero" if stripped else "template"
 
 
 def foreground(image: sitk.Image, fraction: float = 0.01) -> sitk.Image:
@@ -114,6 +154,39 @@ def template_mask(image: sitk.Image, template_brain: sitk.Image) -> sitk.Image:
     closed = sitk.BinaryMorphologicalClosing(bright, [3, 3, 3])
     filled = sitk.BinaryFillhole(_largest_component(closed))
     return sitk.Cast(filled * sitk.Cast(template_brain, sitk.sitkUInt8), sitk.sitkUInt8)
+
+
+_DEEPBET: dict[str, object] = {}
+
+
+def deepbet_mask(image: sitk.Image, subject: str) -> sitk.Image:
+    """deepbet's brain mask of a T1 image (same grid), CPU, the ITK thread count.
+
+    deepbet takes a nibabel image (it reorients to RAS itself and resizes internally), so
+    the SimpleITK image is handed over in memory with its geometry; the network and its
+    weights are loaded once per process.
+    """
+    import nibabel as nib
+    import torch
+
+    from benchmark.data.prepare.steps import _ras_affine, _xyz
+
+    torch.set_num_threads(max(1, sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()))
+    if "bet" not in _DEEPBET:
+        from deepbet import BrainExtraction
+
+        _DEEPBET["bet"] = BrainExtraction(no_gpu=not torch.cuda.is_available())
+    affine = _ras_affine(np.array(image.GetOrigin()), np.array(image.GetDirection()).reshape(3, 3),
+                         np.array(image.GetSpacing()))
+    nifti = nib.Nifti1Image(_xyz(image).astype(np.float32), affine)
+    try:
+        _, mask_img, _ = _DEEPBET["bet"].run(nifti)
+    except Exception as err:  # noqa: BLE001 - deepbet asserts on empty foreground etc.
+        raise PrepareError(subject, f"deepbet failed: {type(err).__name__}: {err}") from None
+    mask = sitk.GetImageFromArray(np.transpose(np.asarray(mask_img.dataobj) > 0,
+                                               (2, 1, 0)).astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask
 
 
 def hdbet_mask(image: sitk.Image, subject: str) -> sitk.Image:

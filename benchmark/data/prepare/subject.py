@@ -15,13 +15,17 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from benchmark.data.prepare import skull
-from benchmark.data.prepare import steps
+from benchmark.data.prepare import skull, steps
 from benchmark.data.prepare.cohorts import Cohort, SubjectFiles, lesion_from_label
+from benchmark.data.prepare.intensity import shift_to_zero
 from benchmark.data.prepare.output import relative_paths, write_nifti
 from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
 
 RECORDS = ".prepare"
+REGISTRATION_MARGIN_MM = 20.0  # > steps.TEMPLATE_MARGIN
+TEMPLATE_WARNING = ("skull strip 'template' is a crude FALLBACK (template brain mask after "
+                    "registration; may keep a rim of scalp): install deepbet "
+                    "(pip install -e .[prepare]) or HD-BET, or pass --mask-dir")
 
 
 @dataclass(frozen=True)
@@ -33,17 +37,21 @@ class PrepareSettings:
     template: str | None = None
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     n4_shrink: int = 4
-    n4_iterations: tuple[int, ...] = (50, 50, 50, 50)
+    n4_iterations: tuple[int, ...] = (50, 50, 50)
+    n4_control_points: int = 5
+    n4: bool = True  # False: the input is already bias-corrected (recorded)
     seed: int = 3141
 
     @classmethod
     def fast(cls, sequences: tuple[str, ...], **kw) -> PrepareSettings:
         """Coarse registration and short N4: previews and tests only."""
         return cls(sequences, registration=RegistrationSettings.fast(), n4_iterations=(20, 10),
-                   **kw)
+                   n4_control_points=4, **kw)
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Settings + installed skull strippers (installing one changes what ``auto`` does)."""
+        state = {**asdict(self), "tools": skull.available_tools()}
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _TEMPLATES: dict[str, steps.Template] = {}
@@ -58,7 +66,9 @@ def template_for(path: str | None) -> steps.Template:
 
 
 def record_path(data: Path, cohort: Cohort, sid: str) -> Path:
-    return data / RECORDS / cohort.name / f"{sid}.json"
+    """Keyed by set name (unique per data root: it names the split CSVs), so two cohorts of
+    one's own (``--name``) with the same subject ids do not share records."""
+    return data / RECORDS / cohort.set_name / f"{sid}.json"
 
 
 def is_done(data: Path, cohort: Cohort, sid: str, settings: PrepareSettings) -> dict | None:
@@ -79,7 +89,7 @@ def _read_inputs(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings):
     if not cohort.healthy and cohort.label_patterns and sub.seg is None:
         raise PrepareError(sub.sid, "missing lesion label file")
     images = {s: steps.read_image(sub.images[s], sub.sid, s) for s in settings.sequences}
-    ref = images[settings.sequences[0]]
+    ref = images[settings.sequences[0]]  # the raw grid: labels and masks are checked on it
     seg = None
     if sub.seg is not None:
         raw = steps.read_image(sub.seg, sub.sid, "lesion label")
@@ -90,14 +100,62 @@ def _read_inputs(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings):
     return images, seg, mask
 
 
-def _native_mask(method: str, image: sitk.Image, user: sitk.Image | None, sid: str):
+def _shift_images(images: dict[str, sitk.Image]) -> tuple[dict[str, sitk.Image], dict]:
+    """Each image shifted so that "no signal" is 0 (see intensity.py); the values subtracted."""
+    shifted, zeros = {}, {}
+    for seq, image in images.items():
+        shifted[seq], zeros[seq] = shift_to_zero(image)
+    return shifted, zeros
+
+
+def _native_mask(method: str, images: dict[str, sitk.Image], ref_seq: str,
+                 user: sitk.Image | None, t1: sitk.Image | None, settings, sid: str):
+    """Brain mask on the reference sequence's 1 mm grid (None: decided in template space)."""
+    image = images[ref_seq]
     if method == "hdbet":
         return skull.hdbet_mask(image, sid)
+    if method == "deepbet":
+        if ref_seq == "t1":
+            return skull.deepbet_mask(image, sid)
+        # the T1's mask, carried to the reference sequence by their rigid registration
+        rigid = steps.register_affine(t1, image, settings.registration, kind="rigid")
+        t1_mask = skull.deepbet_mask(t1, sid)
+        return steps.apply_transform(t1_mask, image, rigid, is_label=True)
     if method == "mask":
         return user  # None for a cohort-wide mask: applied in template space
     if method == "nonzero":
         return skull.nonzero_mask(image)
     return None
+
+
+def _skull_strip(sub: SubjectFiles, images: dict[str, sitk.Image], user: sitk.Image | None,
+                 cohort_mask: str | None, settings: PrepareSettings):
+    """(method, brain mask on the reference's 1 mm grid or None, warnings for the record)."""
+    ref_seq = settings.sequences[0]
+    has_user = user is not None or cohort_mask is not None
+    method = skull.resolve_skull_strip(settings.skull_strip, images[ref_seq],
+                                       has_user_mask=has_user,
+                                       has_t1="t1" in images or "t1" in sub.images)
+    warnings = []
+    if method == "template":
+        warnings.append(TEMPLATE_WARNING)
+    elif method in ("hdbet", "deepbet") and has_user and settings.skull_strip == "auto":
+        warnings.append(f"--mask-dir not used: auto chose '{method}' "
+                        "(pass --skull-strip mask to use the supplied masks)")
+    t1 = _subject_t1(sub, images) if method == "deepbet" else None
+    mask = _native_mask(method, images, ref_seq, user, t1, settings, sub.sid)
+    _check_mask(mask, sub.sid, f"skull stripping '{method}'")
+    return method, mask, warnings
+
+
+def _subject_t1(sub: SubjectFiles, images: dict[str, sitk.Image]) -> sitk.Image | None:
+    """The subject's T1 at 1 mm (for deepbet), also when T1 is not a requested sequence."""
+    if "t1" in images:
+        return images["t1"]
+    if "t1" not in sub.images:
+        return None
+    raw = steps.read_image(sub.images["t1"], sub.sid, "t1")
+    return steps.reorient_resample(shift_to_zero(raw)[0], is_label=False)
 
 
 def _check_mask(mask: sitk.Image | None, sid: str, where: str) -> None:
@@ -110,10 +168,13 @@ def _register(images, mask, template, settings, method):
     registration to the reference (same session), composed with the reference's affine."""
     ref_seq = settings.sequences[0]
     ref = images[ref_seq]
-    moving = sitk.Mask(ref, mask) if mask is not None else ref
     if method == "template":
         affine = _register_head(ref, template, settings)
     else:
+        # the brain alone, cropped to its box + a margin wider than the template's: the
+        # metric sees the same voxels, ITK smooths and differentiates ~half the volume
+        moving = ref if mask is None else steps.crop_around(sitk.Mask(ref, mask), mask,
+                                                              REGISTRATION_MARGIN_MM)
         affine = steps.register_affine(moving, template.image, settings.registration)
     transforms = {ref_seq: affine}
     for seq in settings.sequences[1:]:
@@ -150,50 +211,68 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     lap("template")
     images, seg, user = _read_inputs(sub, cohort, settings)
     _check_mask(user, sid, f"supplied file {sub.mask}")
+    images, zeros = _shift_images(images)
     images = {s: steps.reorient_resample(im, is_label=False) for s, im in images.items()}
     seg = steps.reorient_resample(seg, is_label=True) if seg is not None else None
     user = steps.reorient_resample(user, is_label=True) if user is not None else None
     lap("resample")
-    ref = images[settings.sequences[0]]
-    method = skull.resolve_skull_strip(settings.skull_strip, ref,
-                                       has_user_mask=user is not None or cohort_mask is not None)
-    mask = _native_mask(method, ref, user, sid)
-    _check_mask(mask, sid, f"skull stripping '{method}'")
+    ref_seq = settings.sequences[0]
+    method, mask, warnings = _skull_strip(sub, images, user, cohort_mask, settings)
     lap("skull_strip")
     transforms = _register(images, mask, template, settings, method)
-    moved = {s: steps.apply_transform(images[s], template.image, transforms[s], is_label=False)
-             for s in images}
-    ref_t = transforms[settings.sequences[0]]
-    if seg is not None:
-        seg = steps.apply_transform(seg, template.image, ref_t, is_label=True)
     lap("register")
-    mask = _template_space_mask(method, mask, moved, template, ref_t, cohort_mask, sid)
-    _check_mask(mask, sid, f"after registration, '{method}'")
-    lap("skull_strip")
-    crops = steps.crop_to_brain({**{s: sitk.Mask(m, mask) for s, m in moved.items()},
-                                 **({"seg": seg} if seg is not None else {})}, mask)
-    lap("crop")
-    corrected = {s: steps.n4_correct(crops[s], crops["mask"], shrink=settings.n4_shrink,
-                                     iterations=settings.n4_iterations) for s in images}
+    crops = _to_template(images, seg, mask, transforms, ref_seq, template, method,
+                         cohort_mask, sid)
+    lap("resample_to_template")
+    if settings.n4:
+        corrected = {s: steps.n4_correct(crops[s], crops["mask"], shrink=settings.n4_shrink,
+                                         iterations=settings.n4_iterations,
+                                         control_points=settings.n4_control_points)
+                     for s in images}
+    else:
+        corrected = {s: crops[s] for s in images}
     lap("n4")
     outs = {s: steps.pad_downsample(corrected[s], crops["mask"], crops.get("seg"))
             for s in images}
     lap("pad_downsample")
     record = _write(sub, cohort, settings, data, outs, method, crops)
     lap("write")
-    record["seconds"], record["cpu_seconds"] = timings, cpu
+    record.update({
+        "mask_from": {"deepbet": "t1", "hdbet": ref_seq, "nonzero": ref_seq,
+                      "mask": "supplied", "template": "template"}[method],
+        "n4": "on" if settings.n4 else "skipped (--no-n4: input already bias-corrected)",
+        # the value subtracted so that "no signal" is 0 (0 for ordinary magnitudes)
+        "intensity_zero": {s: round(float(z), 6) for s, z in zeros.items()},
+        **({"warnings": warnings} if warnings else {}),  # printed in the subject's log line
+        "seconds": timings, "cpu_seconds": cpu,
+    })
     record_path(data, cohort, sid).parent.mkdir(parents=True, exist_ok=True)
     record_path(data, cohort, sid).write_text(json.dumps(record, indent=1))
     return record
 
 
-def _template_space_mask(method, mask, moved, template, transform, cohort_mask, sid):
+def _to_template(images, seg, mask, transforms, ref_seq, template, method, cohort_mask, sid):
+    """Images (masked), brain mask and lesion label on the template grid, cropped to the
+    brain's bounding box (step 4a). The mask is mapped first, so the images are resampled
+    (B-spline: the costly part) only at the grid points inside that box: the same values
+    as resampling the whole template grid and cropping."""
+    ref_t = transforms[ref_seq]
     if mask is not None:
-        return steps.apply_transform(mask, template.image, transform, is_label=True)
-    if method == "mask":  # one mask for the whole cohort, already in template space
-        cm = skull.user_mask(cohort_mask, sid, None)
-        return steps.apply_transform(cm, template.image, sitk.Transform(), is_label=True)
-    return skull.template_mask(next(iter(moved.values())), template.mask)
+        full = steps.apply_transform(mask, template.image, ref_t, is_label=True)
+    elif method == "mask":  # one mask for the whole cohort, already in template space
+        cohort = skull.user_mask(cohort_mask, sid, None)
+        full = steps.apply_transform(cohort, template.image, sitk.Transform(), is_label=True)
+    else:  # the template fallback needs the moved image to refine the template's mask
+        moved = steps.apply_transform(images[ref_seq], template.image, ref_t, is_label=False)
+        full = skull.template_mask(moved, template.mask)
+    _check_mask(full, sid, f"after registration, '{method}'")
+    box = steps.crop_to_brain({}, full)["mask"]
+    crops = {s: sitk.Mask(steps.apply_transform(images[s], box, transforms[s], is_label=False),
+                          box) for s in images}
+    crops["mask"] = box
+    if seg is not None:
+        crops["seg"] = steps.apply_transform(seg, box, ref_t, is_label=True)
+    return crops
 
 
 def _write(sub, cohort, settings, data, outs, method, crops) -> dict:
@@ -227,5 +306,9 @@ def summary_line(record: dict) -> str:
         lesion = (f", lesion {record['lesion_voxels_1mm_kept']} mm3 -> "
                   f"{record['lesion_voxels_out']} vox (x8 = {8 * record['lesion_voxels_out']})")
     fit = "" if record.get("brain_fits", True) else ", WARNING brain wider than 192x192 mm (centre-cropped)"
+    shifted = {s: z for s, z in record.get("intensity_zero", {}).items() if z}
+    shift = "".join(f", {s} shifted by {-z:+.4g} (no signal -> 0)" for s, z in shifted.items())
+    n4 = "" if record.get("n4", "on") == "on" else ", N4 skipped"
+    warn = "".join(f"; WARNING {w}" for w in record.get("warnings", []))
     return (f"{record['sid']}: ok in {total:.1f} s ({parts}); skull strip "
-            f"'{record['skull_strip']}'{lesion}{fit}")
+            f"'{record['skull_strip']}'{lesion}{fit}{shift}{n4}{warn}")

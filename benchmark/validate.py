@@ -1,0 +1,266 @@
+"""Check everything a run will read before anything is written or trained.
+
+``benchmark run`` calls :func:`inspect_run` first: the methods and their configuration
+(each method is built once, so missing pretrained weights surface now, not after the
+other methods trained), folds and cohorts, the run directory's state (exists without
+``--resume``; ``--resume`` with other settings), the data root, every split CSV the run
+reads and every volume those name (readable, listed files matching the data set's
+manifest, 3D, finite, image/mask/label on one grid, mask non-empty, label values as the
+cohort declares). Every problem goes into one report; the run then stops with exit status
+2 and no run directory. ``run --check`` does only this and prints what the run would do.
+
+Volumes are checked in a thread pool (zlib, sha256 and numpy release the GIL): all of
+them, fully read, every time (docs/failures.md has the timings on the synthetic sets).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .data import layout
+from .data.layout import DataLayoutError, VolumeRecord
+from .rundir import RunDir
+
+if TYPE_CHECKING:
+    from .runner import RunConfig
+
+MAX_SHOWN = 50  # problems printed; the rest are counted
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that would make the run fail or mislead. ``culprit``: the file, flag or
+    configuration key at fault; ``message`` says what is wrong (and names it again)."""
+
+    culprit: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.culprit in self.message else f"{self.culprit}: {self.message}"
+
+
+class ValidationError(ValueError):
+    """The run was not started: the problems found before anything was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(report(problems))
+
+
+def report(problems: list[Problem]) -> str:
+    lines = [f"{len(problems)} problem(s) found before anything was written or trained:"]
+    lines += [f"  - {p}" for p in problems[:MAX_SHOWN]]
+    if len(problems) > MAX_SHOWN:
+        lines.append(f"  ... and {len(problems) - MAX_SHOWN} more")
+    return "\n".join(lines)
+
+
+@dataclass
+class RunCheck:
+    """What :func:`inspect_run` found: problems, and what the run would do."""
+
+    problems: list[Problem] = field(default_factory=list)
+    parts: dict[str, str] = field(default_factory=dict)     # part key -> "done" | "to run"
+    data: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    # "<seq> fold<k>" -> {dataset: {split: volumes}}
+    volumes: int = 0
+    seconds: float = 0.0         # every check
+    volume_seconds: float = 0.0  # reading and checking the volumes
+    workers: int = 1
+
+    def summary(self, cfg: RunConfig) -> str:
+        run = RunDir(cfg.run_dir)
+        state = ("resume" if cfg.resume else "new run") if run.exists() else "new run"
+        todo = sum(s == "to run" for s in self.parts.values())
+        lines = [(f"run {cfg.run_dir} ({state}): {len(self.parts)} part(s), {todo} to run, "
+                  f"profile {cfg.profile.name}"),
+                 f"data: {cfg.data_root} ({cfg.data_source})"]
+        lines += [f"  {key}: {status}" for key, status in self.parts.items()]
+        for where, sets in self.data.items():
+            sizes = ", ".join(f"{d} " + "/".join(f"{n} {s}" for s, n in splits.items())
+                              for d, splits in sets.items())
+            lines.append(f"  {where}: {sizes}")
+        lines.append(f"checked {self.volumes} volume(s) fully ({self.workers} threads) in "
+                     f"{self.volume_seconds:.1f} s; all checks {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+def check_run(cfg: RunConfig) -> list[Problem]:
+    """Every problem a run with ``cfg`` would meet (empty: it can start)."""
+    return inspect_run(cfg).problems
+
+
+def inspect_run(cfg: RunConfig, workers: int | None = None) -> RunCheck:
+    start = time.perf_counter()
+    out = RunCheck()
+    out.problems += _check_config(cfg)
+    out.problems += _check_methods(cfg)
+    out.problems += _check_run_dir(cfg)
+    records = _check_splits(cfg, out)
+    out.workers = max(1, min(workers or os.cpu_count() or 1, 8))
+    volumes_start = time.perf_counter()
+    out.problems += _check_volumes(records, out.workers)
+    out.volume_seconds = time.perf_counter() - volumes_start
+    out.volumes = len(records)
+    out.parts = _parts(cfg)
+    out.problems = list(dict.fromkeys(out.problems))  # one per problem, not per fold
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+# ---------------------------------------------------------------------------- configuration
+def folds_of(cfg: RunConfig) -> list[int]:
+    return list(cfg.folds) if cfg.folds is not None else list(cfg.profile.folds)
+
+
+def _check_config(cfg: RunConfig) -> list[Problem]:
+    problems = []
+    bad = [f for f in folds_of(cfg) if not 0 <= f < layout.N_FOLDS]
+    if bad:
+        problems.append(Problem("--folds", f"--folds: {bad} out of range; folds are 0.."
+                                f"{layout.N_FOLDS - 1}"))
+    if len(set(folds_of(cfg))) != len(folds_of(cfg)):
+        problems.append(Problem("--folds", f"--folds lists a fold twice: {folds_of(cfg)}"))
+    bad = [s for s in cfg.sequences if s not in layout.SEQUENCES]
+    if bad or not cfg.sequences:
+        problems.append(Problem("--sequences", f"--sequences {bad or '(none)'}: allowed "
+                                f"{', '.join(layout.SEQUENCES)}"))
+    return problems
+
+
+def _check_methods(cfg: RunConfig) -> list[Problem]:
+    from .registry import UnknownMethodError, get_method
+
+    problems = []
+    if not cfg.methods:
+        problems.append(Problem("--methods", "--methods is empty"))
+    for name in cfg.methods:
+        try:
+            cls = get_method(name)
+        except UnknownMethodError as err:
+            problems.append(Problem("--methods", str(err)))
+            continue
+        resolved, found = cls.hparam_problems(cfg.profile.name, cfg.overrides.get(name))
+        problems += [Problem(f"{name} hyperparameters", p) for p in found]
+        if found:
+            continue
+        try:  # weights that cannot be had, a choice a method checks itself, ...
+            cls(**resolved)
+        except Exception as err:  # noqa: BLE001 - any failure to build is a problem
+            problems.append(Problem(f"method {name}", f"method {name} ({cfg.profile.name} "
+                                    f"profile) cannot be built: {type(err).__name__}: {err}"))
+    return problems
+
+
+def _check_run_dir(cfg: RunConfig) -> list[Problem]:
+    from .runner import config_changes
+
+    run = RunDir(cfg.run_dir)
+    if not run.exists():
+        return []
+    if not cfg.resume:
+        return [Problem(str(cfg.run_dir), f"{cfg.run_dir} already holds a run; pass --resume "
+                        "to continue it or choose another --run-id")]
+    try:
+        changes = config_changes(run, cfg)
+    except ValueError as err:
+        return [Problem(str(run.config_path), str(err))]
+    if changes and not cfg.allow_config_change:
+        return [Problem(str(run.config_path), mismatch_message(run, changes))]
+    return []
+
+
+def mismatch_message(run: RunDir, changes: dict[str, tuple[Any, Any]]) -> str:
+    shown = "; ".join(f"{k}: recorded {old!r}, now {new!r}"
+                      for k, (old, new) in list(changes.items())[:12])
+    more = f" (and {len(changes) - 12} more)" if len(changes) > 12 else ""
+    return (f"--resume with settings other than the run's {run.config_path}: {shown}{more}. "
+            "Resume with the recorded settings, or pass --allow-config-change to continue "
+            "anyway (the change is recorded in config.json)")
+
+
+def _parts(cfg: RunConfig) -> dict[str, str]:
+    run = RunDir(cfg.run_dir)
+    out = {}
+    for method in cfg.methods:
+        for sequence in cfg.sequences:
+            for fold in folds_of(cfg):
+                part = run.part(method, sequence, fold)
+                out[part.key] = "done" if cfg.resume and part.is_done() else "to run"
+    return out
+
+
+# ---------------------------------------------------------------------------- data
+def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
+    """Read every split CSV the run reads; returns the volumes it would load (once each)."""
+    from .data.module import BenchmarkDataModule, DataConfig
+
+    try:
+        layout.data_dir(cfg.data_root)
+    except DataLayoutError as err:
+        out.problems.append(Problem(str(cfg.data_root), str(err)))
+        return []
+    records: dict[tuple, VolumeRecord] = {}
+    for sequence in [s for s in cfg.sequences if s in layout.SEQUENCES]:
+        for fold in [f for f in folds_of(cfg) if 0 <= f < layout.N_FOLDS]:
+            where = f"{sequence} fold{fold}"
+            try:
+                data = BenchmarkDataModule(DataConfig(
+                    root=cfg.data_root, sequence=sequence, fold=fold,
+                    fold_scheme=cfg.fold_scheme, max_train_volumes=cfg.profile.max_train_volumes,
+                    max_test_volumes=cfg.profile.max_test_volumes, cohorts=cfg.cohorts))
+                cohorts = data.test_cohorts()
+            except (DataLayoutError, ValueError, OSError) as err:
+                out.problems.append(_data_problem(err, sequence))
+                continue
+            # training reads train and all of val; evaluation the (capped) test sets
+            sets = {layout.HEALTHY_COHORT: {"train": data.records["train"],
+                                            "val": data.records["val"],
+                                            "test": data.healthy_evaluation_set()["test"]}}
+            for cohort in cohorts:
+                try:
+                    sets[cohort] = data.evaluation_set(cohort)
+                except (DataLayoutError, ValueError, OSError) as err:
+                    out.problems.append(_data_problem(err, cohort))
+            if len(cohorts) == 0:
+                out.problems.append(Problem(f"--sequences {sequence}", (
+                    f"no labelled test set for {sequence} in {cfg.data_root}: a {sequence} part "
+                    "would be scored on healthy volumes only")))
+            out.data[where] = {d: {s: len(r) for s, r in splits.items()}
+                               for d, splits in sets.items()}
+            for splits in sets.values():
+                for recs in splits.values():
+                    for rec in recs:
+                        records.setdefault((rec.image, rec.mask, rec.seg), rec)
+    return list(records.values())
+
+
+def _data_problem(err: Exception, where: str) -> Problem:
+    text = str(err).strip('"')
+    return Problem(where, text)
+
+
+def _check_volumes(records: Iterable[VolumeRecord], workers: int) -> list[Problem]:
+    from .data.loader import check_volume
+
+    def one(rec: VolumeRecord) -> Problem | None:
+        try:
+            check_volume(rec)
+        except DataLayoutError as err:
+            return Problem(str(rec.image), f"{rec.cohort} volume {rec.name}: {err}")
+        return None
+
+    records = list(records)
+    if workers == 1 or len(records) < 2:
+        found = map(one, records)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            found = list(pool.map(one, records))
+    return [p for p in found if p is not None]
+
+
+__all__ = ["Problem", "RunCheck", "ValidationError", "check_run", "inspect_run", "report"]
