@@ -156,6 +156,12 @@ def _exclusive(base: Path, what: str, wait: bool,
         lock.release()
 
 
+def resumed_log_version(part_dir: Path, stage: str) -> str:
+    """The log folder name of a resumed stage (``<stage>-resumedN``, N counting the resumes
+    logged so far in any logger's folder), so the first attempt's logs are kept."""
+    return f"{stage}-resumed{len(list(Path(part_dir).glob(f'*/{stage}-resumed*'))) + 1}"
+
+
 def config_diff(recorded: dict, new: dict, ignore: tuple[str, ...] = ()
                 ) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (recorded value, new value)} of every setting that differs, compared as

@@ -28,7 +28,7 @@ from . import checkpoint
 from .curves import LearningCurves
 from .method import AnomalyMethod
 from .profiles import Profile
-from .rundir import RESUME_CHECKPOINT
+from .rundir import RESUME_CHECKPOINT, resumed_log_version
 
 # checkpoint selection: --select-checkpoint name -> (logged key, mode)
 SELECTION = {"val_loss": ("val/loss", "min"), "val_auprc_mean": ("curve/val_auprc_mean", "max"),
@@ -88,7 +88,7 @@ def _logger(kind: str, out_dir: Path, stage: str, resuming: bool = False) -> Any
     # a resumed stage logs beside the first attempt's logs (the CSV logger would delete them)
     version = stage
     if resuming:
-        version = f"{stage}-resumed{len(list(out_dir.glob(f'*/{stage}-resumed*'))) + 1}"
+        version = resumed_log_version(out_dir, stage)
     if kind == "csv":
         return CSVLogger(str(out_dir), name="logs", version=version)
     if kind == "tensorboard":
