@@ -36,15 +36,6 @@ def _to_volume(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return t[:, 0].permute(1, 2, 0).float().cpu().numpy().astype(dtype)
 
 
-def load_maps(part, dataset: str, split: str, contrast: float = 1.0) -> dict[str, np.ndarray]:
-    """{"names": (V,), "anomaly": (V, H, W, D), "reconstruction": (V, H, W, D) if any}."""
-    path = part.maps_path(dataset, split, contrast)
-    if not path.is_file():
-        raise FileNotFoundError(f"no cached maps for {dataset}/{split}: {path}")
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
 @torch.no_grad()
 def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]], part,
           device: torch.device, batch_size: int = 50, map_dtype: str = "float32",
