@@ -29,7 +29,7 @@ _QUICK = {"encoder": "resnet18", "encoder_width": 0.5, "decoder_width": 128}
 @register_method("cddpm")
 class CDDPM(DiffusionMethod):
     paper = "Behrendt et al., Computers in Biology and Medicine 186:109660 (2025)"
-    epochs = {"paper": 1200, "reference": 40, "quick": 20, "smoke": 1}
+    epochs = {"paper": 1200, "reference": 40, "quick": 16, "smoke": 1}
     pretrain_epochs = {"paper": 1200, "reference": 10, "quick": 3, "smoke": 1}
     profiles = {
         "smoke": {**UNET_PROFILES["smoke"], **_SMOKE},

@@ -12,7 +12,7 @@ __all__ = ["DDPM"]
 @register_method("ddpm")
 class DDPM(DiffusionMethod):
     paper = "Wyatt et al., CVPRW 2022 (AnoDDPM); as in Behrendt et al., CBM 186:109660 (2025)"
-    epochs = {"paper": 1600, "reference": 40, "quick": 20, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 40, "quick": 16, "smoke": 1}
     profiles = UNET_PROFILES
     precision = "32-true"  # the reference trains DDPM in fp32
 

@@ -21,7 +21,7 @@ __all__ = ["PDDPM"]
 @register_method("pddpm")
 class PDDPM(DiffusionMethod):
     paper = "Behrendt et al., MIDL 2023, PMLR 227:1019-1032 (2024)"
-    epochs = {"paper": 1600, "reference": 40, "quick": 20, "smoke": 1}
+    epochs = {"paper": 1600, "reference": 40, "quick": 16, "smoke": 1}
     profiles = UNET_PROFILES
     precision = "32-true"  # the reference trains pDDPM in fp32
 
