@@ -103,3 +103,20 @@ def test_convergence_of_a_known_curve():
     down = convergence(loss, "val_loss", higher=False)
     # running means 1, .75, .567, .3, .2, ...: 90 % of the fall (to .28) first at step 50
     assert down["plateau"] == pytest.approx(0.2) and down["steps_to_fraction"] == 50
+
+
+def test_convergence_summary_table():
+    """Two folds of one method: plateau averaged, steps/CPU-s as medians, 'converged' only
+    when every fold had; a part still training is said to be."""
+    from benchmark.experiments.learning_curves import markdown_summary
+
+    row = {"method": "ae", "sequence": "t2", "metric": "val_auprc_mean", "total_steps": 90}
+    table = pd.DataFrame([
+        {**row, "fold": 0, "plateau": 0.4, "steps_to_fraction": 30, "cpu_seconds_to_fraction": 3.0,
+         "converged": True, "finished": True},
+        {**row, "fold": 1, "plateau": 0.6, "steps_to_fraction": 50, "cpu_seconds_to_fraction": 5.0,
+         "converged": False, "finished": False},
+    ])
+    lines = markdown_summary(table).splitlines()
+    assert lines[0].startswith("| method | sequence | folds | metric | plateau | steps to 90% |")
+    assert lines[2] == "| ae | t2 | 2 | val_auprc_mean | 0.500 | 40 | 4 | 90 | no (1 of 2), still training |"

@@ -11,6 +11,8 @@ writes, per run (or to ``--out``):
   running mean reached 90 % of the way from its first value to the plateau, the last
   value, ``late_gain`` (the share of the rise gained in the last third of the curve's
   points) and ``converged`` (late_gain <= 5 %: training had stopped improving);
+- ``convergence.md``: the same as a Markdown table per method and sequence (validation
+  AUPRC and healthy SSIM; folds summarised: median steps/CPU-s, converged in every fold);
 - ``learning_curves_<sequence>.png``: per method, validation AUPRC (mean over the
   unhealthy validation cohorts), healthy-validation SSIM and the losses against optimiser
   steps, one line per fold.
@@ -94,8 +96,29 @@ def convergence_table(curves: pd.DataFrame, fraction: float = 0.9) -> pd.DataFra
         for metric, higher in METRICS.items():
             found = convergence(part, metric, higher, fraction)
             if found is not None:
-                rows.append({**dict(zip(ID, key)), **found})
+                done = bool(part["finished"].all()) if "finished" in part else True
+                rows.append({**dict(zip(ID, key)), **found, "finished": done})
     return pd.DataFrame(rows)
+
+
+def markdown_summary(table: pd.DataFrame, fraction: float = 0.9) -> str:
+    """Per method and sequence, for validation AUPRC and SSIM: plateau (mean over folds),
+    median steps and training CPU-s to ``fraction`` of the rise, steps trained, and
+    whether every fold had converged."""
+    pct = f"{fraction:.0%}"
+    head = (f"| method | sequence | folds | metric | plateau | steps to {pct} | CPU-s to {pct} "
+            "| steps trained | converged |\n|---|---|---:|---|---:|---:|---:|---:|---|\n")
+    rows = []
+    picked = table[table["metric"].isin(["val_auprc_mean", "val_ssim"])]
+    for (method, sequence, metric), g in picked.groupby(["method", "sequence", "metric"]):
+        conv = "yes" if g["converged"].all() else f"no ({(~g['converged']).sum()} of {len(g)})"
+        if "finished" in g and not g["finished"].all():
+            conv += ", still training"
+        rows.append(f"| {method} | {sequence} | {len(g)} | {metric} | {g['plateau'].mean():.3f} "
+                    f"| {g['steps_to_fraction'].median():.0f} "
+                    f"| {g['cpu_seconds_to_fraction'].median():.0f} "
+                    f"| {g['total_steps'].median():.0f} | {conv} |")
+    return head + "\n".join(rows) + "\n"
 
 
 def _plot(curves: pd.DataFrame, sequence: str, path: Path) -> None:
@@ -138,6 +161,7 @@ def main(args: argparse.Namespace) -> int:
     table.to_csv(out / "convergence.csv", index=False)
     for sequence in sorted(curves["sequence"].unique()):
         _plot(curves, sequence, out / f"learning_curves_{sequence}.png")
+    (out / "convergence.md").write_text(markdown_summary(table, args.fraction))
     auprc = table[table["metric"] == "val_auprc_mean"]
     if not auprc.empty:
         print(auprc.groupby(["method", "sequence"])[
