@@ -4,7 +4,7 @@
 # Run from the repository root:   bash leaderboard/synthetic-reference/reproduce.sh
 #
 # Two lanes side by side, one CPU thread each (the reference machine has 2 cores):
-#   lane "diffusion": ddpm, pddpm, cddpm        lane "baselines": the other eleven
+#   lane "diffusion": cddpm, pddpm, ddpm (the headline method first)       lane "baselines": the other eleven
 # Each lane runs fold 0 of all its methods, then fold 1, then fold 2: ordinary
 # `python -m benchmark run ... --resume` commands into a run directory under runs/ here.
 # Parts finish one at a time and are complete on disk when done.json appears, so the run
@@ -28,7 +28,7 @@ if [ "${ONLY:-}" != "leaderboard" ]; then
   mkdir -p "$RUNS"
   lane baselines thresh,ae,vae,dae,svae,ra,phanes,rd,fae,edc,pii > "$RUNS/baselines.log" 2>&1 &
   one=$!
-  lane diffusion ddpm,pddpm,cddpm > "$RUNS/diffusion.log" 2>&1 &
+  lane diffusion cddpm,pddpm,ddpm > "$RUNS/diffusion.log" 2>&1 &
   two=$!
   status=0
   wait "$one" || { echo "lane baselines failed: see $RUNS/baselines.log" >&2; status=1; }
