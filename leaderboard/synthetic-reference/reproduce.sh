@@ -42,4 +42,6 @@ fi
   --paired volume
 "$PY" -m benchmark experiment learning-curves "$RUNS"/baselines "$RUNS"/diffusion \
   --out "$HERE/plots"
-"$PY" -m benchmark report "$HERE"
+# the committed page has no volume browser (it would need the runs' maps, which are not in
+# git, and adds ~6 MB); where the maps are: python -m benchmark report DIR --slice-step 4
+"$PY" -m benchmark report "$HERE" --browser-volumes 0
