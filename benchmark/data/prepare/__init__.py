@@ -21,6 +21,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from benchmark.data.manifest import configure_verify_parser, verify_main  # one `data verify`
 from benchmark.data.prepare.cohorts import (
     COHORTS,
     SEQUENCES,
@@ -31,7 +32,7 @@ from benchmark.data.prepare.cohorts import (
     get_cohort,
     with_set_name,
 )
-from benchmark.data.prepare.output import MIN_HEALTHY, verify, write_manifest, write_splits
+from benchmark.data.prepare.output import MIN_HEALTHY, write_manifest, write_splits
 from benchmark.data.prepare.skull import SKULL_STRIP_CHOICES
 from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
 from benchmark.data.prepare.subject import PrepareSettings, is_done, prepare_subject, summary_line
@@ -208,29 +209,6 @@ def prepare_main(args: argparse.Namespace) -> int:
     for msg in result["failed"].values():
         print(f"  FAILED {msg}")
     return 1 if result["failed"] else 0
-
-
-def configure_verify_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``python -m benchmark data verify``."""
-    parser.add_argument("dir", type=Path, help="a prepared folder (OUT or OUT/Data)")
-
-
-def verify_main(args: argparse.Namespace) -> int:
-    """0 when every file matches the manifest and every split path exists, else 1."""
-    data = args.dir / "Data" if (args.dir / "Data").is_dir() else args.dir
-    try:
-        problems = verify(data)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    bad = {k: v for k, v in problems.items() if v and k != "extra"}
-    for kind, items in problems.items():
-        for item in items[:20]:
-            print(f"{kind}: {item}")
-        if len(items) > 20:
-            print(f"{kind}: ... and {len(items) - 20} more")
-    print("verify: OK" if not bad else f"verify: FAILED ({', '.join(bad)})")
-    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
