@@ -238,6 +238,12 @@ def write_records(cfg: RunConfig, run: RunDir) -> None:
                                         for k, (old, new) in changes.items()}})
             log.warning("resume with changed settings (recorded in config.json): %s",
                         ", ".join(changes))
+            # an unfinished part's training state was made with the old settings: it
+            # starts over rather than continue under the new ones
+            for part in run.parts(done=False):
+                if not part.is_done():
+                    for path in part.resume_checkpoints():
+                        path.unlink(missing_ok=True)
         config[CHANGES] = history
     run.write_records(config)
 

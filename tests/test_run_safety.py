@@ -57,7 +57,11 @@ def test_resume_may_run_other_parts_and_accepts_records_of_an_older_version(run,
 
 
 def test_allowed_config_change_is_recorded(run, toy_root):
+    stale = RunDir(run).part("thresh", "t2", 3).path / "last-main.ckpt"  # an unfinished part
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old settings")
     assert main(_args(run, toy_root, "--resume", "--seed", "5", "--allow-config-change")) == 0
+    assert not stale.exists(), "training state from the old settings must not be resumed"
     config = json.loads((run / "config.json").read_text())
     assert config["trainer"]["seed"] == 5
     [change] = config["config_changes"]
