@@ -123,7 +123,7 @@ def describe_holder(holder: dict) -> str:
     return text + (f" ({holder['command']})" if holder.get("command") else "")
 
 
-def _read_holder(path: Path) -> dict:
+def read_holder(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -143,7 +143,7 @@ def _exclusive(base: Path, what: str, wait: bool,
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        holder = _read_holder(record)
+        holder = read_holder(record)
         if not wait:
             raise busy(holder) from None
         print(f"waiting: {what} is held by {describe_holder(holder)}", file=sys.stderr)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -292,6 +293,28 @@ def test_slurm_launcher_runs_a_job_array_that_status_follows_and_resume_complete
     assert _record(run / "thresh/t2/fold0", "submission.json")["job_id"].split("_")[0] != array
     assert {s["state"] for s in _status(run, capsys).values()} == {"done"}
     pd.testing.assert_frame_equal(_numbers(run), _numbers(smoke_run))
+
+
+def test_status_reports_a_part_that_an_in_process_run_holds_as_running(tmp_path):
+    """`benchmark run` keeps no job records: its parts are running while it holds their
+    claim, and pending again once the claim is released or its holder is dead."""
+    from benchmark.launch.status import part_status
+    from benchmark.rundir import RunDir
+
+    part = RunDir(tmp_path / "r").part("ae", "t2", 0)
+    assert part_status(part).state == "pending"
+    with part.claim():
+        held = part_status(part)
+        assert held.state == "running", held
+        assert held.log and "pytest" in held.log  # the holder's command line
+        assert held.elapsed is not None and held.elapsed < 60
+    assert part_status(part).state == "pending"
+    # a holder killed with -9 leaves its record; its dead pid makes the part pending
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (part.path / ".claim.json").write_text(json.dumps(
+        {"pid": dead.pid, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+00:00"}))
+    assert part_status(part).state == "pending"
 
 
 # ---------------------------------------------------------------------------- options

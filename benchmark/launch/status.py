@@ -12,7 +12,8 @@ keeps accounting, else ``squeue`` (which knows finished jobs for MinJobAge secon
 the local launcher, whether the job's process is alive. A job that ended without done.json
 is failed; its error line is the job's own record of the exception, else the last line of
 its log, else the scheduler's state (TIMEOUT, OUT_OF_MEMORY, CANCELLED, NODE_FAIL).
-Parts never submitted (or run in-process, which keeps no job records) are pending.
+A part without job records (run in-process by ``benchmark run``) is running while a live
+process holds its claim (the claim's record names the process), else pending.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..rundir import Part, RunDir
+from ..rundir import CLAIM_LOCK, Part, RunDir, read_holder
 from .job import read_record
 
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
@@ -173,6 +174,12 @@ def planned_parts(run: RunDir) -> list[Part]:
     return parts + [p for p in run.parts(done=False) if p not in seen]
 
 
+def claim_holder(part: Part) -> dict:
+    """Who holds the part's claim, from the record the holder writes beside the lock
+    ({} when nobody does; a killed holder's record stays, so check its pid)."""
+    return read_holder(part.path / (CLAIM_LOCK + ".json"))
+
+
 def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStatus:
     """Where one part stands. scheduler: Slurm's states by job id (None: Slurm could not
     be asked; the job's own record decides then)."""
@@ -187,7 +194,14 @@ def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStat
         out.elapsed = _elapsed(job, running=False)  # none for an in-process part
         return out
     if not sub and not job:
-        return out  # never submitted, or in-process (no job records)
+        # never submitted, or run in-process (no job records): running while a live
+        # process holds the part's claim (`benchmark run`, or another process's)
+        holder = claim_holder(part)
+        if holder and _pid_alive(holder.get("pid"), holder.get("host")) is not False:
+            out.state = "running"
+            out.log = holder.get("command") or None
+            out.elapsed = _elapsed({"started": holder.get("since")}, running=True)
+        return out
     reported = job.get("state")   # running | interrupted | failed | done (then done.json)
     sched = None
     if launcher == "slurm":
