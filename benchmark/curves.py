@@ -25,6 +25,7 @@ model a run without them trains.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 import random
 import time
 from dataclasses import dataclass
@@ -170,7 +171,8 @@ class LearningCurves(Callback):
             self._t0 = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        # manual optimisation may return nothing (Lightning passes {}): no loss to record
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if loss is not None:
             self._loss_sum += float(loss.detach())
             self._loss_n += 1

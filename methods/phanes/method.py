@@ -104,7 +104,7 @@ class PHANES(AnomalyMethod):
         return {"mask": mask, "comp": comp, "loss_g": loss_g, "g_l1": l1, "g_adv": adv,
                 "g_style": style, "g_perceptual": perceptual}
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x = batch["image"]
         self._batch_size = x.shape[0]
         opt_e, opt_d, opt_g, opt_disc = self.optimizers()
@@ -119,6 +119,7 @@ class PHANES(AnomalyMethod):
         steps.end("discriminator", loss_disc)
         losses = self._merge(ra_losses, g, loss_disc)
         self.log_losses({k: v.detach() for k, v in losses.items()}, "train")
+        return losses["loss"].detach()  # for the learning curve (the steps are done)
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         x = batch["image"]

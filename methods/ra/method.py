@@ -137,12 +137,13 @@ class RA(AnomalyMethod):
         return [torch.optim.Adam(self.vae.encoder.parameters(), lr=lr),
                 torch.optim.Adam(self.vae.decoder.parameters(), lr=lr)]
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self._batch_size = batch["image"].shape[0]
         opt_e, opt_d = self.optimizers()
         steps = GameSteps(self, {"encoder": opt_e, "decoder": opt_d})
         losses, _ = soft_intro_losses(self.vae, batch["image"], self.weights, steps)
         self.log_losses(losses, "train")
+        return losses["loss"].detach()  # for the learning curve (the steps are done)
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return soft_intro_losses(self.vae, batch["image"], self.weights)[0]
