@@ -25,9 +25,9 @@ model a run without them trains.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
