@@ -317,6 +317,21 @@ def test_status_reports_a_part_that_an_in_process_run_holds_as_running(tmp_path)
     assert part_status(part).state == "pending"
 
 
+def test_a_launch_leaves_a_part_that_another_process_is_running_alone(toy_root, tmp_path,
+                                                                       capsys):
+    """A part that an in-process `run` holds is neither submitted again nor called failed."""
+    from benchmark.rundir import RunDir
+
+    part = RunDir(tmp_path / "r").part("thresh", "t2", 0)
+    with part.claim():
+        assert main(RUN + ["--methods", "thresh", "--data-root", str(toy_root), "--out",
+                           str(tmp_path), "--run-id", "r", "--launcher", "local"]) == 1
+        out = capsys.readouterr().out
+        assert "running in another process, not submitted: thresh/t2/fold0" in out, out
+        assert "0 done, 1 running, 0 pending, 0 failed" in out, out
+        assert not part.submission_path.exists() and not part.job_path.exists()
+
+
 # ---------------------------------------------------------------------------- options
 def test_sbatch_lines_for_partition_account_time_memory_extra_lines_and_a_multi_gpu_part(tmp_path):
     from submitit.slurm.slurm import _make_sbatch_string

@@ -192,6 +192,7 @@ def launch(cfg, opts: LaunchOptions, say: Callable[[str], None] = _say) -> int:
         before = {s.part: s for s in run_status(run, parts)}
         todo: list[Part] = []
         active: list[Part] = []
+        elsewhere: list[Part] = []
         for part in parts:
             state = before[_name(part)].state
             if state == "done":
@@ -199,10 +200,16 @@ def launch(cfg, opts: LaunchOptions, say: Callable[[str], None] = _say) -> int:
             if state in ("running", "pending") and before[_name(part)].job_id:
                 active.append(part)  # queued or running from an earlier launch: leave it
                 continue
+            if state == "running":  # held by a process outside any launcher (`run`)
+                elsewhere.append(part)
+                continue
             todo.append(part)
         if active:
             say("already queued or running, not submitted again: "
                 + ", ".join(_name(p) for p in active))
+        for part in elsewhere:
+            say(f"running in another process, not submitted: {_name(part)} "
+                f"({before[_name(part)].log}); launch again with --resume once it ends")
         for part in todo:  # a new attempt: the old attempt's records go, its last-*.ckpt stay
             part.submission_path.unlink(missing_ok=True)
             part.job_path.unlink(missing_ok=True)
