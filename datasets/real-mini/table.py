@@ -1,6 +1,7 @@
 """The table of datasets/real-mini.md from the two runs of run.sh.
 
     python datasets/real-mini/table.py /tmp/real-mini/runs > /tmp/real-mini/table.md
+    python datasets/real-mini/table.py datasets/real-mini/results   # the committed records
 
 One row per method and mask variant: ranking metrics on the MS patient (one volume, so
 "pooled" = that volume), Dice at the oracle threshold (chosen on the patient itself: an
@@ -42,8 +43,10 @@ def rows(run: Path, variant: str) -> list[dict]:
 
 
 def main(runs: Path) -> None:
-    table = pd.DataFrame([r for variant in VARIANTS
-                          for r in rows(runs / f"real-mini-{variant}", variant)])
+    # a runs folder of run.sh (real-mini-<variant>/) or the committed records (<variant>/)
+    table = pd.DataFrame([r for variant in VARIANTS for r in rows(
+        runs / f"real-mini-{variant}" if (runs / f"real-mini-{variant}").is_dir()
+        else runs / variant, variant)])
     table = table.sort_values(["method", "masks"], kind="stable")
     cells = [[f"{x:.2f}" if isinstance(x, float) else str(x) for x in r]
              for r in table.itertuples(index=False)]
