@@ -19,8 +19,13 @@ import numpy as np
 import torch
 
 from benchmark.checkpoint import load_method
-from benchmark.experiments.common import (evaluation_sets, slices_of, test_volumes, to_volume,
-                                          volume_auprc)
+from benchmark.experiments.common import (
+    evaluation_sets,
+    slices_of,
+    test_volumes,
+    to_volume,
+    volume_auprc,
+)
 from benchmark.rundir import RunDir
 from methods.ra.anomaly_map import Saliency, clahe
 
