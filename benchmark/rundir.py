@@ -123,7 +123,7 @@ def describe_holder(holder: dict) -> str:
     return text + (f" ({holder['command']})" if holder.get("command") else "")
 
 
-def read_holder(path: Path) -> dict:
+def _read_holder(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -143,7 +143,7 @@ def _exclusive(base: Path, what: str, wait: bool,
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        holder = read_holder(record)
+        holder = _read_holder(record)
         if not wait:
             raise busy(holder) from None
         print(f"waiting: {what} is held by {describe_holder(holder)}", file=sys.stderr)
@@ -251,6 +251,11 @@ class Part:
         with _exclusive(self.path / CLAIM_LOCK, f"part {self.key}", False,
                         lambda holder: PartClaimedError(self, holder)):
             yield self
+
+    def claim_holder(self) -> dict:
+        """Who holds :meth:`claim`, from the record the holder keeps beside the lock ({}
+        when nobody does; a holder killed with -9 leaves its record, so check its pid)."""
+        return _read_holder(self.path / (CLAIM_LOCK + ".json"))
 
     def clear(self) -> None:
         """Empty an unfinished part (a killed attempt's best checkpoint, logs, maps), keeping

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..rundir import CLAIM_LOCK, Part, RunDir, read_holder
+from ..rundir import Part, RunDir
 from .job import read_record
 
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
@@ -174,12 +174,6 @@ def planned_parts(run: RunDir) -> list[Part]:
     return parts + [p for p in run.parts(done=False) if p not in seen]
 
 
-def claim_holder(part: Part) -> dict:
-    """Who holds the part's claim, from the record the holder writes beside the lock
-    ({} when nobody does; a killed holder's record stays, so check its pid)."""
-    return read_holder(part.path / (CLAIM_LOCK + ".json"))
-
-
 def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStatus:
     """Where one part stands. scheduler: Slurm's states by job id (None: Slurm could not
     be asked; the job's own record decides then)."""
@@ -196,7 +190,7 @@ def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStat
     if not sub and not job:
         # never submitted, or run in-process (no job records): running while a live
         # process holds the part's claim (`benchmark run`, or another process's)
-        holder = claim_holder(part)
+        holder = part.claim_holder()
         if holder and _pid_alive(holder.get("pid"), holder.get("host")) is not False:
             out.state = "running"
             out.log = holder.get("command") or None
