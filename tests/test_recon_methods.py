@@ -222,6 +222,39 @@ def test_phanes_uses_015_in_training_and_010_at_test(monkeypatch) -> None:
     assert seen == [0.15, 0.10]
 
 
+def _disc_brain(n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    brain = (yy - 48) ** 2 + (xx - 48) ** 2 < 35**2
+    return (0.4 + 0.2 * torch.rand(n, 1, 96, 96)) * brain, brain
+
+
+def test_phanes_percentile_mask_finds_a_lesion_the_coarse_image_lacks() -> None:
+    torch.manual_seed(0)
+    healthy, _ = _disc_brain(1)
+    x = healthy.clone()
+    x[..., 30:40, 50:60] = 1.0  # a bright 10 x 10 lesion the pseudo-healthy image does not have
+    m = get_method("phanes").from_profile("quick", {"saliency": "ssim", "vgg_loss": "off"})
+    mask = m.likely_anomalies(x, healthy, m.hparams.mask_threshold_test)
+    assert mask[..., 32:38, 52:58].all()  # the lesion's core is masked
+    assert mask.mean() < 0.08  # and not much else: top 5 % of the slice, dilated
+
+
+def test_phanes_cpu_profiles_mask_part_of_a_slice_not_all_of_it() -> None:
+    """The board's PHANES (quick networks, SSIM saliency) masked 99.96 % of every healthy
+    brain at the paper's 0.10, so its generator only ever saw empty brains and learned a
+    constant. The CPU profiles threshold at the per-slice 95th percentile instead."""
+    torch.manual_seed(0)
+    x, _ = _disc_brain()
+    m = get_method("phanes").from_profile("quick", {"saliency": "ssim", "vgg_loss": "off"})
+    assert m.hparams.mask_threshold_train < 0 and m.hparams.mask_threshold_test < 0
+    m.eval()
+    with torch.no_grad():
+        coarse = m.vae(x, deterministic=True)[0]  # untrained: a poor reconstruction
+    for threshold in (m.hparams.mask_threshold_train, m.hparams.mask_threshold_test):
+        assert m.likely_anomalies(x, coarse, threshold).mean() < 0.2
+    assert m.likely_anomalies(x, coarse, 0.10).mean() > 0.9  # the paper's, on the SSIM map
+
+
 def test_ellipse_masks_stay_in_the_central_range() -> None:
     masks = random_ellipse_masks(4, 96, count=10, generator=np.random.default_rng(0))
     assert masks.shape == (4, 1, 96, 96) and masks.sum() > 0
