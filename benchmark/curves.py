@@ -147,6 +147,10 @@ class LearningCurves(Callback):
     One instance per part: it is handed to every stage's Trainer so that ``step`` and the
     training time keep counting across stages. ``evaluate_maps``: record the map metrics
     in this stage (the harness sets it for the method's last stage).
+
+    A part interrupted in training continues from its last checkpoint: the rows already in
+    ``csv`` up to the epoch that checkpoint holds are kept (later ones, written after it,
+    are dropped and recorded again), and the training clocks continue from them.
     """
 
     def __init__(self, csv: Path, val_sets: dict[str, list[VolumeRecord]], opts: CurveOptions,
@@ -159,6 +163,17 @@ class LearningCurves(Callback):
         self.step_offset = 0
         self._wall = self._cpu = 0.0
         self._loss_sum, self._loss_n = 0.0, 0
+        if self.csv.is_file():  # an earlier attempt's rows (the harness removes them unless
+            self.rows = pd.read_csv(self.csv).to_dict("records")  # the part resumes)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # epochs restored from a resume checkpoint (0 for a fresh stage): rows of this stage
+        # after them belong to training that the checkpoint does not hold
+        done = trainer.current_epoch
+        self.rows = [r for r in self.rows if r["stage"] != pl_module.stage or r["epoch"] <= done]
+        if self.rows:
+            self._wall = max(self._wall, max(r["train_seconds"] for r in self.rows))
+            self._cpu = max(self._cpu, max(r["train_cpu_seconds"] for r in self.rows))
 
     # ------------------------------------------------------------ time and loss bookkeeping
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:

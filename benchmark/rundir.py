@@ -260,16 +260,20 @@ class Part:
     def clear(self) -> None:
         """Empty an unfinished part (a killed attempt's best checkpoint, logs, maps), keeping
         its claim, the launcher's job records and the training state it resumes from
-        (last-<stage>.ckpt, with the best-<stage>.ckpt that state points to); call it while holding :meth:`claim`. A finished part is never
-        cleared."""
+        (last-<stage>.ckpt, with the best-<stage>.ckpt that state points to, the learning
+        curve and the logs of that training); call it while holding :meth:`claim`. A
+        finished part is never cleared."""
         if self.is_done():
             raise ValueError(f"{self.path}: refusing to clear a finished part")
         if not self.path.is_dir():
             return
-        # the training state to resume from, with the best checkpoint it refers to
+        # the training state to resume from, with the best checkpoint it refers to, and the
+        # record of the training it holds (the learning curve so far, the loggers' files)
         resume = self.resume_checkpoints()
         keep = {p.name for p in resume} | {SUBMISSION, JOB} | {
             p.name.replace("last-", "best-", 1) for p in resume}
+        if resume:
+            keep |= {"curves.csv", "logs"}
         for child in self.path.iterdir():
             if child.name.startswith(CLAIM_LOCK + ".") or child.name in keep:
                 continue
