@@ -255,6 +255,32 @@ def test_phanes_cpu_profiles_mask_part_of_a_slice_not_all_of_it() -> None:
     assert m.likely_anomalies(x, coarse, 0.10).mean() > 0.9  # the paper's, on the SSIM map
 
 
+def test_ra_and_phanes_maps_without_clahe_are_the_plain_residual() -> None:
+    """clahe=False (an option; the paper's maps equalise): RA's map is |x_hat - x| * S, 0
+    wherever the reconstruction is exact, and both methods say so in their result tags."""
+    from methods.ra.anomaly_map import Saliency, phanes_coarse_map, ra_anomaly_map
+
+    torch.manual_seed(0)
+    healthy, _ = _disc_brain(1)
+    x = healthy.clone()
+    x[..., 30:40, 50:60] = 0.9
+    saliency = Saliency("ssim")
+    plain = ra_anomaly_map(x, healthy, saliency, equalize=False)
+    torch.testing.assert_close(plain, (x - healthy).abs() * saliency(x, healthy))
+    outside = torch.ones_like(x, dtype=torch.bool)
+    outside[..., 30:40, 50:60] = False
+    assert plain[outside].abs().max() == 0 and plain[~outside].min() > 0
+    coarse = phanes_coarse_map(x, healthy, saliency, equalize=False)
+    assert coarse[outside].abs().max() == 0 and coarse[~outside].min() > 0
+    for name in ("ra", "phanes"):
+        cls = get_method(name)
+        off = cls.from_profile("smoke", {"saliency": "ssim", "clahe": False, **(
+            {"vgg_loss": "off"} if name == "phanes" else {})})
+        on = cls.from_profile("smoke", {"saliency": "ssim", **(
+            {"vgg_loss": "off"} if name == "phanes" else {})})
+        assert off.result_tags()["clahe"] is False and "clahe" not in on.result_tags()
+
+
 def test_ellipse_masks_stay_in_the_central_range() -> None:
     masks = random_ellipse_masks(4, 96, count=10, generator=np.random.default_rng(0))
     assert masks.shape == (4, 1, 96, 96) and masks.sum() > 0

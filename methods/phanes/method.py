@@ -53,13 +53,16 @@ class PHANES(AnomalyMethod):
                  gen_rates: tuple[int, ...] = (1, 2, 4, 8),
                  disc_channels: int = 64, l1_weight: float = 1.0, style_weight: float = 250.0,
                  perceptual_weight: float = 0.1, adv_weight: float = 0.01,
-                 saliency: SaliencyKind = "lpips", vgg_loss: VGGChoice = "vgg19") -> None:
+                 saliency: SaliencyKind = "lpips", vgg_loss: VGGChoice = "vgg19",
+                 clahe: bool = True) -> None:
         """mask_threshold_train/test: 0.15 / 0.10 (cDDPM paper); a negative value uses the
         per-slice 95th percentile of the map, as the reference's get_anomaly does.
         synthetic_masks: random ellipses OR-ed into the training mask (reference: 10).
         adv_weight: generator SM-GAN weight, back-propagated (the reference code computes it
         but never back-propagates it; 0 reproduces the code).
-        saliency / vgg_loss: see methods/ra/anomaly_map.py and methods/phanes/losses.py."""
+        saliency / vgg_loss: see methods/ra/anomaly_map.py and methods/phanes/losses.py.
+        clahe: the likely-anomaly map compares CLAHE-equalised images (paper); False compares
+        the images themselves (an option, not PHANES; see README)."""
         super().__init__()
         if saliency not in SALIENCY_KINDS:
             raise ValueError(f"saliency={saliency!r}; allowed: {', '.join(SALIENCY_KINDS)}")
@@ -84,7 +87,7 @@ class PHANES(AnomalyMethod):
 
     def likely_anomalies(self, x: Tensor, x_hat: Tensor, threshold: float) -> Tensor:
         """Binary mask (N, 1, H, W) of likely anomalies from the coarse reconstruction."""
-        amap = phanes_coarse_map(x, x_hat, self.saliency)
+        amap = phanes_coarse_map(x, x_hat, self.saliency, equalize=self.hparams.clahe)
         return binarize_anomaly_mask(amap, self._threshold(threshold))
 
     def _generator_terms(self, x: Tensor, coarse: Tensor) -> dict[str, Tensor]:
@@ -143,7 +146,7 @@ class PHANES(AnomalyMethod):
 
     def result_tags(self) -> dict:
         return {"lpips": self.saliency.used == "lpips", "saliency": self.saliency.used,
-                "vgg": self.vgg.used == "vgg19"}
+                "vgg": self.vgg.used == "vgg19", **({} if self.hparams.clahe else {"clahe": False})}
 
     @torch.no_grad()
     def anomaly(self, x: Tensor) -> AnomalyOutput:

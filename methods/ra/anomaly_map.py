@@ -108,24 +108,32 @@ class Saliency:
         return gaussian_smooth(raw, self.sigma).to(a)
 
 
-def ra_anomaly_map(x: Tensor, x_hat: Tensor, saliency: Saliency) -> Tensor:
+def ra_anomaly_map(x: Tensor, x_hat: Tensor, saliency: Saliency, equalize: bool = True
+                   ) -> Tensor:
     """RA map: |CLAHE(x_hat) - CLAHE(x)| * S(x, x_hat) * S(CLAHE x_hat, CLAHE x).
 
     x, x_hat: (N, 1, H, W); both clamped to [0, 1] first, as the reference does.
+    equalize=False leaves CLAHE out: |x_hat - x| * S(x, x_hat) (not the paper's map; CLAHE
+    flattens bright T2 lesions, see methods/ra/README.md).
     """
     x, x_hat = x.clamp(0, 1), x_hat.clamp(0, 1)
+    if not equalize:
+        return (x_hat - x).abs() * saliency(x, x_hat)
     cx, cx_hat = clahe(x), clahe(x_hat)
     s = saliency(x, x_hat) * saliency(cx_hat, cx)
     return (cx_hat - cx).abs() * s
 
 
-def phanes_coarse_map(x: Tensor, x_hat: Tensor, saliency: Saliency) -> Tensor:
+def phanes_coarse_map(x: Tensor, x_hat: Tensor, saliency: Saliency, equalize: bool = True
+                      ) -> Tensor:
     """PHANES' likelihood of anomaly from the coarse VAE reconstruction (reference
     ``AnomalyMap.compute_residual`` x ``get_saliency``):
     min(|CLAHE x_hat - CLAHE x| / p95(residual), 1) * S(x_hat, x), p95 per slice.
-    x, x_hat: (N, 1, H, W) in [0, 1] -> (N, 1, H, W).
+    x, x_hat: (N, 1, H, W) in [0, 1] -> (N, 1, H, W). equalize=False: the residual of the
+    images themselves, |x_hat - x| (not the paper's).
     """
-    residual = (clahe(x_hat.clamp(0, 1)) - clahe(x.clamp(0, 1))).abs()
+    eq = clahe if equalize else (lambda t: t)
+    residual = (eq(x_hat.clamp(0, 1)) - eq(x.clamp(0, 1))).abs()
     p95 = torch.quantile(residual.flatten(1), 0.95, dim=1).view(-1, 1, 1, 1)
     residual = (residual / (p95 + 1e-8)).clamp(max=1)
     return residual * saliency(x_hat.clamp(0, 1), x.clamp(0, 1))

@@ -117,8 +117,11 @@ class RA(AnomalyMethod):
     def __init__(self, *, lr: float = 5e-5, image_size: int = 96, latent_dim: int = 128,
                  channels: tuple[int, ...] = (64, 128, 256, 512, 512), beta_rec: float = 16.0,
                  beta_kl: float = 1.0, beta_neg: float = 128.0, gamma_r: float = 1e-8,
-                 saliency: SaliencyKind = "lpips", sample_at_test: bool = False) -> None:
+                 saliency: SaliencyKind = "lpips", sample_at_test: bool = False,
+                 clahe: bool = True) -> None:
         """beta_rec: 16 as the cDDPM paper states (reference code 0.5).
+        clahe: the paper's map compares CLAHE-equalised images; False compares the images
+        themselves (an option, not RA: CLAHE flattens bright T2 tumours, see README).
         saliency: "lpips" (reference; errors if LPIPS cannot load), "ssim", or
         "lpips_or_ssim" (LPIPS where available); the one used is in result_tags().
         sample_at_test: decode a sampled z at test time (the reference's default forward);
@@ -149,11 +152,12 @@ class RA(AnomalyMethod):
         return soft_intro_losses(self.vae, batch["image"], self.weights)[0]
 
     def result_tags(self) -> dict:
-        return {"lpips": self.saliency.used == "lpips", "saliency": self.saliency.used}
+        return {"lpips": self.saliency.used == "lpips", "saliency": self.saliency.used,
+                **({} if self.hparams.clahe else {"clahe": False})}
 
     @torch.no_grad()
     def anomaly(self, x: Tensor) -> AnomalyOutput:
         rec = self.vae(x, deterministic=not self.hparams.sample_at_test)[0]
-        amap = ra_anomaly_map(x, rec, self.saliency)
+        amap = ra_anomaly_map(x, rec, self.saliency, equalize=self.hparams.clahe)
         return AnomalyOutput(anomaly_map=amap, reconstruction=rec.clamp(0, 1),
                              score=amap.flatten(1).mean(dim=1))
