@@ -56,20 +56,41 @@ class FitResult:
     checkpoint: Path
     epochs: dict[str, int] = field(default_factory=dict)
     seconds_per_epoch: float | None = None
-    train_seconds: float = 0.0            # this process's training time (not a resumed part's)
+    train_seconds: float = 0.0            # training time, a resumed part's earlier epochs included
     global_rank: int = 0
     resumed_from: dict[str, int] = field(default_factory=dict)  # stage -> epochs already done
 
 
 class _EpochTimer(Callback):
+    """Seconds per training epoch, by stage. Its state goes into the stage's checkpoints, so
+    a stage resumed in another process still counts the epochs trained before (``restored``:
+    their seconds)."""
+
     def __init__(self) -> None:
-        self.durations: list[float] = []
+        self.durations: dict[str, list[float]] = {}
+        self.restored = 0.0
+
+    @property
+    def all_durations(self) -> list[float]:
+        return [d for stage in self.durations.values() for d in stage]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.durations.append(time.perf_counter() - self._start)
+        self.durations.setdefault(pl_module.stage, []).append(time.perf_counter() - self._start)
+
+    def state_dict(self) -> dict[str, Any]:
+        stage = getattr(self, "_stage", None)
+        return {"stage": stage, "durations": list(self.durations.get(stage, []))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("stage") is not None:
+            self.durations[state["stage"]] = list(state["durations"])
+            self.restored += float(sum(state["durations"]))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._stage = pl_module.stage
 
 
 def uses_gpu(options: TrainerOptions) -> bool:
@@ -212,7 +233,7 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             raise RuntimeError(f"{method.name}: stage {stage!r} produced no checkpoint in {out_dir}")
         checkpoint.load_weights(method, best)
         result.checkpoint = best
-    result.train_seconds = time.perf_counter() - start
-    if timer.durations:
-        result.seconds_per_epoch = float(sum(timer.durations) / len(timer.durations))
+    result.train_seconds = time.perf_counter() - start + timer.restored
+    if timer.all_durations:
+        result.seconds_per_epoch = sum(timer.all_durations) / len(timer.all_durations)
     return result

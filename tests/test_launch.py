@@ -184,8 +184,14 @@ def test_fit_continues_a_stage_from_its_last_checkpoint(toy_root, tmp_path):
     # the first attempt's logs stay; the resumed stage logs beside them
     assert (part.path / "logs/main/metrics.csv").is_file()
     assert (part.path / "logs/main-resumed1/metrics.csv").is_file()
-    assert torch.load(part.path / "last-main.ckpt", weights_only=False)["global_step"] == 3 * steps
+    state = torch.load(part.path / "last-main.ckpt", weights_only=False)
+    assert state["global_step"] == 3 * steps
+    # the training time counts the first attempt's two epochs too (done.json's train_seconds)
+    timer = next(v for k, v in state["callbacks"].items() if "EpochTimer" in k)
+    assert timer["stage"] == "main" and len(timer["durations"]) == 3
     result = train(3)  # everything done before the "interruption": no epoch trained
+    assert result.train_seconds >= sum(timer["durations"])
+    assert result.seconds_per_epoch == pytest.approx(sum(timer["durations"]) / 3)
     assert result.resumed_from == {"main": 3} and result.checkpoint.name == "best-main.ckpt"
     assert part.resume_checkpoints() == [part.path / "last-main.ckpt"]
     part.mark_done(result.checkpoint, {})
