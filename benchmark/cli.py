@@ -20,6 +20,7 @@ import logging
 import os
 import pkgutil
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -438,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RunLockedError,
             PartClaimedError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if type(exc) is KeyError:
+            # a bare KeyError says only the key: a bug somewhere, not bad input. Say where.
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            message = (f"KeyError {exc} in {frame.name} ({Path(frame.filename).name}:"
+                       f"{frame.lineno}); python -m benchmark -v ... prints the traceback")
+        else:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if args.verbose:
+            traceback.print_exc()
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -96,6 +96,25 @@ def test_crash_loses_nothing_and_resume_finishes(smoke_run, toy_root, tmp_path, 
     pd.testing.assert_frame_equal(resumed, whole)
 
 
+def test_a_bare_key_error_from_inside_a_run_says_where_it_was_raised(toy_root, tmp_path,
+                                                                     monkeypatch, capsys):
+    """A KeyError's message is only its key: the board's lane died with "error: loss" (a
+    bug in the curve callback). Such an error names its function, file and line, and -v
+    prints the traceback."""
+    from methods.ae.method import AE
+
+    def lookup(self, x):
+        return {}["loss"]
+
+    monkeypatch.setattr(AE, "anomaly", lookup)
+    args = RUN + ["--methods", "ae", "--data-root", str(toy_root), "--out", str(tmp_path)]
+    assert main(args + ["--run-id", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "error: KeyError 'loss' in lookup (test_cli.py:" in err and "Traceback" not in err
+    assert main(["-v"] + args + ["--run-id", "b"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--methods", "cdpm"], "unknown method 'cdpm' (did you mean 'cddpm'?); known methods:"),
     (["--methods", "ae", "--set", "ae.latentdim=3"], "unknown hyperparameter 'latentdim'"),
