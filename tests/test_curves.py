@@ -159,7 +159,7 @@ def test_convergence_of_a_known_curve():
 
 def test_convergence_summary_table():
     """Two folds of one method: plateau averaged, steps/CPU-s as medians, 'converged' only
-    when every fold had; a part still training is said to be."""
+    when every fold had; an unfinished part (no done.json: training, or stopped) is said to be."""
     from benchmark.experiments.learning_curves import markdown_summary
 
     row = {"method": "ae", "sequence": "t2", "metric": "val_auprc_mean", "total_steps": 90}
@@ -171,4 +171,4 @@ def test_convergence_summary_table():
     ])
     lines = markdown_summary(table).splitlines()
     assert lines[0].startswith("| method | sequence | folds | metric | plateau | steps to 90% |")
-    assert lines[2] == "| ae | t2 | 2 | val_auprc_mean | 0.500 | 40 | 4 | 90 | no (1 of 2), still training |"
+    assert lines[2] == "| ae | t2 | 2 | val_auprc_mean | 0.500 | 40 | 4 | 90 | no (1 of 2), unfinished |"

@@ -113,7 +113,7 @@ def markdown_summary(table: pd.DataFrame, fraction: float = 0.9) -> str:
     for (method, sequence, metric), g in picked.groupby(["method", "sequence", "metric"]):
         conv = "yes" if g["converged"].all() else f"no ({(~g['converged']).sum()} of {len(g)})"
         if "finished" in g and not g["finished"].all():
-            conv += ", still training"
+            conv += ", unfinished"  # no done.json: training now, or stopped
         rows.append(f"| {method} | {sequence} | {len(g)} | {metric} | {g['plateau'].mean():.3f} "
                     f"| {g['steps_to_fraction'].median():.0f} "
                     f"| {g['cpu_seconds_to_fraction'].median():.0f} "
