@@ -21,29 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import BASELINES, cohorts, report
 
-from benchmark.checkpoint import load_method
-from benchmark.experiments.common import (
-    evaluation_sets,
-    slices_of,
-    test_volumes,
-    to_volume,
-    volume_auprc,
-)
-from benchmark.rundir import RunDir
+from benchmark.experiments.common import slices_of, to_volume, volume_auprc
 from methods.ra.anomaly_map import phanes_coarse_map
 
-RUN = Path("leaderboard/synthetic-reference/runs/baselines")
 
-
-def main(sequence: str = "t2", volumes: int = 4, run: Path = RUN) -> None:
-    torch.set_num_threads(1)
-    part = RunDir(run).part("phanes", sequence, 0)
-    method = load_method(part.checkpoint()).eval()
-    sets = evaluation_sets(run, part, volumes)
-    for dataset in sorted(d for d in sets if d != "IXI"):
+def main(sequence: str = "t2", volumes: int = 4, run: Path = BASELINES) -> None:
+    for method, dataset, vols in cohorts("phanes", sequence, volumes, run):
         scores: dict[str, list[float]] = {}
-        for volume in test_volumes(sets, dataset):
+        for volume in vols:
             x, idx = slices_of(volume)
             with torch.no_grad():
                 out = method.anomaly(x)
@@ -63,13 +50,10 @@ def main(sequence: str = "t2", volumes: int = 4, run: Path = RUN) -> None:
             for name, amap in maps.items():
                 scores.setdefault(name, []).append(
                     100 * volume_auprc(to_volume(amap), volume, idx))
-        prevalence = np.mean([v.seg[v.mask].mean() for v in test_volumes(sets, dataset)])
-        print(f"phanes {sequence} {dataset} ({len(scores['phanes_map'])} volumes, prevalence "
-              f"{100 * prevalence:.2f} %): "
-              + ", ".join(f"{k} {np.nanmean(v):.2f}" for k, v in scores.items()))
+        report("phanes", sequence, dataset, vols, scores)
 
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "t2",
          int(sys.argv[2]) if len(sys.argv) > 2 else 4,
-         Path(sys.argv[3]) if len(sys.argv) > 3 else RUN)
+         Path(sys.argv[3]) if len(sys.argv) > 3 else BASELINES)

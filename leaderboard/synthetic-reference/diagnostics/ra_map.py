@@ -13,34 +13,19 @@ residual_x_saliency = |x - x_hat| x S(x, x_hat).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
 import torch
+from _common import cohorts, report
 
-from benchmark.checkpoint import load_method
-from benchmark.experiments.common import (
-    evaluation_sets,
-    slices_of,
-    test_volumes,
-    to_volume,
-    volume_auprc,
-)
-from benchmark.rundir import RunDir
+from benchmark.experiments.common import slices_of, to_volume, volume_auprc
 from methods.ra.anomaly_map import Saliency, clahe
-
-RUN = Path("leaderboard/synthetic-reference/runs/baselines")
 
 
 def main(sequence: str = "t2", volumes: int = 4) -> None:
-    torch.set_num_threads(1)
-    part = RunDir(RUN).part("ra", sequence, 0)
-    method = load_method(part.checkpoint()).eval()
     saliency = Saliency("ssim")
-    sets = evaluation_sets(RUN, part, volumes)
-    for dataset in sorted(d for d in sets if d != "IXI"):
+    for method, dataset, vols in cohorts("ra", sequence, volumes):
         scores: dict[str, list[float]] = {}
-        for volume in test_volumes(sets, dataset):
+        for volume in vols:
             x, idx = slices_of(volume)
             with torch.no_grad():
                 out = method.anomaly(x)
@@ -51,11 +36,9 @@ def main(sequence: str = "t2", volumes: int = 4) -> None:
                     "clahe_residual": (clahe(rec) - clahe(xc)).abs(),
                     "residual_x_saliency": residual * saliency(xc, rec)}
             for name, amap in maps.items():
-                scores.setdefault(name, []).append(volume_auprc(to_volume(amap), volume, idx))
-        prevalence = np.mean([v.seg[v.mask].mean() for v in test_volumes(sets, dataset)])
-        print(f"ra {sequence} {dataset} ({len(scores['ra_map'])} volumes, prevalence "
-              f"{100 * prevalence:.2f} %): "
-              + ", ".join(f"{k} {100 * np.nanmean(v):.2f}" for k, v in scores.items()))
+                scores.setdefault(name, []).append(
+                    100 * volume_auprc(to_volume(amap), volume, idx))
+        report("ra", sequence, dataset, vols, scores)
 
 
 if __name__ == "__main__":
