@@ -171,6 +171,10 @@ class LearningCurves(Callback):
         # after them belong to training that the checkpoint does not hold
         done = trainer.current_epoch
         self.rows = [r for r in self.rows if r["stage"] != pl_module.stage or r["epoch"] <= done]
+        # steps of the stages before this one (each records a row at its last epoch): a
+        # stage that resumed already finished never reaches on_train_end to add its steps
+        earlier = [r["step"] for r in self.rows if r["stage"] != pl_module.stage]
+        self.step_offset = max([self.step_offset, *earlier])
         if self.rows:
             self._wall = max(self._wall, max(r["train_seconds"] for r in self.rows))
             self._cpu = max(self._cpu, max(r["train_cpu_seconds"] for r in self.rows))

@@ -79,36 +79,42 @@ def test_methods_with_their_own_training_step_record_a_curve(toy_root, tmp_path)
     assert rows["val_auprc[Brats21]"].between(0, 1).all()
 
 
-def test_a_part_resumed_mid_training_keeps_its_curve(toy_root, tmp_path, monkeypatch):
-    """Killed in its third epoch, the part resumes from the second epoch's checkpoint; the
-    curve keeps the first two points (the board lost a whole pDDPM curve this way: the part
-    was emptied before resuming) and the training clock continues from them."""
-    from methods.ae.method import AE
+@pytest.mark.parametrize("name, epochs", [("ae", "3"), ("cddpm", "pretrain=1,main=3")])
+def test_a_part_resumed_mid_training_keeps_its_curve(name, epochs, toy_root, tmp_path,
+                                                     monkeypatch):
+    """Killed in its third (main) epoch, the part resumes from the second epoch's
+    checkpoint; the curve keeps the points before (the board lost a whole pDDPM curve this
+    way: the part was emptied before resuming) and the training clock and the step count
+    continue from them, also after a finished earlier stage (cDDPM's pre-training)."""
+    from benchmark.registry import get_method
 
-    original = AE.training_step
+    cls = get_method(name)
+    original = cls.training_step
 
     def dies_in_epoch_3(self, batch, batch_idx):
-        if self.current_epoch == 2:
+        if self.stage == "main" and self.current_epoch == 2:
             raise RuntimeError("simulated kill")
         return original(self, batch, batch_idx)
 
-    args = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress", "--epochs", "3",
-            "--methods", "ae", "--cohorts", "Brats21", "--data-root", str(toy_root),
+    args = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress", "--epochs", epochs,
+            "--methods", name, "--cohorts", "Brats21", "--data-root", str(toy_root),
             "--out", str(tmp_path), "--run-id", "k", "--curve-every", "1"]
-    monkeypatch.setattr(AE, "training_step", dies_in_epoch_3)
+    monkeypatch.setattr(cls, "training_step", dies_in_epoch_3)
     with pytest.raises(RuntimeError, match="simulated kill"):
         main(args)
-    part = tmp_path / "k" / "ae" / "t2" / "fold0"
+    part = tmp_path / "k" / name / "t2" / "fold0"
     before = pd.read_csv(part / "curves.csv")
-    assert list(before["epoch"]) == [1, 2] and (part / "last-main.ckpt").is_file()
+    assert list(before.loc[before["stage"] == "main", "epoch"]) == [1, 2]
+    assert (part / "last-main.ckpt").is_file()
     monkeypatch.undo()
     assert main(args + ["--resume"]) == 0
     after = pd.read_csv(part / "curves.csv")
-    assert list(after["epoch"]) == [1, 2, 3]
-    pd.testing.assert_frame_equal(after.iloc[:2], before)  # the first two points unchanged
-    assert after["step"].is_monotonic_increasing
-    assert after["train_seconds"].iloc[2] > before["train_seconds"].iloc[1]
-    assert json.loads((part / "done.json").read_text())["resumed_from"] == {"main": 2}
+    assert list(after.loc[after["stage"] == "main", "epoch"]) == [1, 2, 3]
+    pd.testing.assert_frame_equal(after.iloc[:len(before)], before)  # earlier points unchanged
+    steps = after["step"].diff().dropna()
+    assert (steps == steps.iloc[-1]).all() and steps.iloc[-1] > 0  # the same steps per epoch
+    assert after["train_seconds"].iloc[-1] > before["train_seconds"].iloc[-1]
+    assert json.loads((part / "done.json").read_text())["resumed_from"]["main"] == 2
 
 
 def test_recording_curves_does_not_change_the_trained_model(toy_root, tmp_path):
