@@ -163,6 +163,26 @@ def test_convergence_of_a_known_curve():
     assert down["plateau"] == pytest.approx(0.2) and down["steps_to_fraction"] == 50
 
 
+def test_variants_of_a_method_are_separate_curves(tmp_path):
+    """The board's SSL ablation (cDDPM without pre-training, another run) was merged with
+    the board's cDDPM into one curve per fold: variants are named as leaderboard entries."""
+    from benchmark.experiments.learning_curves import convergence_table, load_curves
+
+    for run, ssl, values in (("board", "true", [0.1, 0.2, 0.3]),
+                             ("ablation", "false", [0.5, 0.4, 0.6])):
+        part = tmp_path / run / "cddpm" / "t2" / "fold0"
+        part.mkdir(parents=True)
+        pd.DataFrame({"method": "cddpm", "fold": 0, "sequence": "t2", "stage": "main",
+                      "tags": f'{{"ssl": {ssl}}}', "epoch": [1, 2, 3], "step": [8, 16, 24],
+                      "train_cpu_seconds": [1.0, 2.0, 3.0], "val_auprc_mean": values}
+                     ).to_csv(part / "curves.csv", index=False)
+    table = convergence_table(load_curves([tmp_path / "board", tmp_path / "ablation"]))
+    first = table.set_index("method")["first"]
+    assert first.to_dict() == {"cddpm [ssl=True]": 0.1, "cddpm [ssl=False]": 0.5}
+    # one variant only: the method's plain name
+    assert set(convergence_table(load_curves([tmp_path / "board"]))["method"]) == {"cddpm"}
+
+
 def test_convergence_summary_table():
     """Two folds of one method: plateau averaged, steps/CPU-s as medians, 'converged' only
     when every fold had; an unfinished part (no done.json: training, or stopped) is said to be."""

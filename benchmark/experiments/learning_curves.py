@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.leaderboard.load import entry_names
 from benchmark.rundir import RunDir
 
 # metric -> True when higher is better
@@ -53,7 +54,13 @@ def load_curves(run_dirs: list[Path]) -> pd.DataFrame:
     if not frames:
         raise FileNotFoundError(f"no curves.csv in {[str(r) for r in run_dirs]}: train with "
                                 "--curve-every N or --curve-points K (reference profile: on)")
-    return pd.concat(frames, ignore_index=True)
+    curves = pd.concat(frames, ignore_index=True)
+    # variants of a method (other result tags, e.g. an ablation's run) are separate curves,
+    # named as the leaderboard names its entries; a method with one variant keeps its name
+    entries = entry_names(curves)
+    variants = entries.groupby(curves["method"]).transform("nunique")
+    curves["method"] = curves["method"].where(variants == 1, entries)
+    return curves
 
 
 def last_stage(curves: pd.DataFrame) -> pd.DataFrame:
