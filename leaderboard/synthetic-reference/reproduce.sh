@@ -54,3 +54,5 @@ if ls "$RUNS"/ablation-ssl/*/*/fold*/done.json > /dev/null 2>&1; then lanes+=("$
 # the committed page has no volume browser (it would need the runs' maps, which are not in
 # git, and adds ~6 MB); where the maps are: python -m benchmark report DIR --slice-step 4
 "$PY" -m benchmark report "$HERE" --browser-volumes 0
+# CPU time per part and the projection for the whole board (budget.md)
+"$PY" "$HERE/diagnostics/budget.py" > "$HERE/budget.md"
