@@ -25,10 +25,11 @@ lane() {  # lane <run-id> <methods> [a command to run after fold 0]
   done
 }
 
-# docs/claims.md claim 4 (SSL): cDDPM T2 fold 0 without its encoder pre-training, tested
-# per volume against the board's cDDPM T2 fold 0 (same seed, data and budget otherwise)
+# docs/claims.md claim 4 (SSL): cDDPM fold 0 (T2, then T1) without its encoder
+# pre-training, tested per volume against the board's cDDPM fold 0 (same seed, data and
+# budget otherwise)
 ssl_ablation() {
-  "$PY" -m benchmark run --methods cddpm --sequences t2 --folds 0 --run-id ablation-ssl \
+  "$PY" -m benchmark run --methods cddpm --sequences t2,t1 --folds 0 --run-id ablation-ssl \
     --set cddpm.pretrain=false "${common[@]}"
 }
 
