@@ -52,7 +52,7 @@ def curve_costs(part: Path) -> tuple[float, float] | None:
     csv = part / "curves.csv"
     if not csv.is_file():
         return None
-    rows = list(DictReader(csv.open()))
+    rows = list(DictReader(csv.read_text().splitlines()))
     if not rows:
         return None
     cpu = max(float(r["train_cpu_seconds"]) for r in rows)  # cumulative over stages
