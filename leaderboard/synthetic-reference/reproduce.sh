@@ -57,3 +57,5 @@ if ls "$RUNS"/ablation-ssl/*/*/fold*/done.json > /dev/null 2>&1; then lanes+=("$
 "$PY" -m benchmark report "$HERE" --browser-volumes 0
 # CPU time per part and the projection for the whole board (budget.md)
 "$PY" "$HERE/diagnostics/budget.py" > "$HERE/budget.md"
+# the tables that README.md, this folder's README and docs/convergence.md quote
+"$PY" "$HERE/diagnostics/sync_tables.py"

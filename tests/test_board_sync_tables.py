@@ -1,0 +1,64 @@
+"""The reference board's sync script copies generated tables into the pages that quote
+them, between markers, and refuses a page whose markers are missing or doubled."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = (Path(__file__).resolve().parents[1]
+          / "leaderboard/synthetic-reference/diagnostics/sync_tables.py")
+
+
+@pytest.fixture(scope="module")
+def sync():
+    spec = importlib.util.spec_from_file_location("board_sync_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _block(name: str, body: str) -> str:
+    return f"<!-- sync:{name}:begin -->\n\n{body}\n\n<!-- sync:{name}:end -->"
+
+
+def test_tables_are_copied_between_markers_and_prose_is_kept(sync, tmp_path):
+    board = tmp_path / "leaderboard/synthetic-reference"
+    (board / "plots").mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    (board / "table2.md").write_text("### Table 2\n\nintro\n\n| Model | A |\n|---|---:|\n"
+                                     "| ae | 1.00 |\n| vae | 2.00 |\n\nnote after\n\n| x |\n|---|\n")
+    (board / "plots/convergence.md").write_text("| method | plateau |\n|---|---:|\n| ae | 0.5 |\n")
+    old = "before\n\n" + _block("table2", "| Model | A |\n|---|---:|\n| ae | 9.99 |") + "\n\nafter\n"
+    (tmp_path / "README.md").write_text(old)
+    (board / "README.md").write_text(_block("table2", "| Model | A |\n|---|---:|\n| ae | 1.00 |\n"
+                                                      "| vae | 2.00 |") + "\n")
+    (tmp_path / "docs/convergence.md").write_text("x\n" + _block("convergence", "stale") + "\ny\n")
+
+    changed = sync.main(tmp_path)
+
+    # the board README already matched: only the other two pages are rewritten
+    assert changed == [Path("README.md"), Path("docs/convergence.md")]
+    assert (tmp_path / "README.md").read_text() == (
+        "before\n\n" + _block("table2", "| Model | A |\n|---|---:|\n| ae | 1.00 |\n| vae | 2.00 |")
+        + "\n\nafter\n")
+    assert (tmp_path / "docs/convergence.md").read_text() == (
+        "x\n" + _block("convergence", "| method | plateau |\n|---|---:|\n| ae | 0.5 |") + "\ny\n")
+    assert sync.main(tmp_path) == []  # idempotent
+
+
+@pytest.mark.parametrize("page", ["no markers here\n",
+                                  _block("table2", "a") + "\n" + _block("table2", "b") + "\n"])
+def test_a_page_without_exactly_one_block_is_refused(sync, page):
+    with pytest.raises(ValueError, match=r"README.md: needs exactly one"):
+        sync.replace_quote(page, "table2", "| a |\n|---|", Path("README.md"))
+
+
+def test_the_committed_pages_have_their_markers(sync):
+    root = SCRIPT.parents[3]
+    for name, _source, pages in sync.QUOTES:
+        for page in pages:
+            text = (root / page).read_text()
+            assert text.count(f"<!-- sync:{name}:begin -->") == 1, page
+            assert text.count(f"<!-- sync:{name}:end -->") == 1, page
