@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny data set in the authors' layout, written once per session."""
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +55,18 @@ def smoke_run(toy_root, tmp_path_factory):
     assert main(SMOKE_RUN + ["--methods", "thresh,ae", "--data-root", str(toy_root), "--out",
                              str(out), "--run-id", "r"]) == 0
     return out / "r"
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a script that is not part of a package (e.g. the reference board's
+    diagnostics) from its path relative to the repository root."""
+    def load(relpath: str, name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / relpath)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -3,21 +3,15 @@ evaluations plus test inference, a part without a usable time is estimated, and 
 parts are projected from the finished ones. Numbers are computed by hand below."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "leaderboard/synthetic-reference/diagnostics/budget.py"
-
 
 @pytest.fixture(scope="module")
-def budget():
-    spec = importlib.util.spec_from_file_location("board_budget", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def budget(load_script):
+    return load_script("leaderboard/synthetic-reference/diagnostics/budget.py", "board_budget")
 
 
 def _part(runs: Path, lane: str, method: str, seq: str, fold: int, *, train_seconds: float,

@@ -2,21 +2,16 @@
 them, between markers, and refuses a page whose markers are missing or doubled."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = (Path(__file__).resolve().parents[1]
-          / "leaderboard/synthetic-reference/diagnostics/sync_tables.py")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sync():
-    spec = importlib.util.spec_from_file_location("board_sync_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sync(load_script):
+    return load_script("leaderboard/synthetic-reference/diagnostics/sync_tables.py", "board_sync_tables")
 
 
 def _block(name: str, body: str) -> str:
@@ -56,7 +51,7 @@ def test_a_page_without_exactly_one_block_is_refused(sync, page):
 
 
 def test_the_committed_pages_have_their_markers(sync):
-    root = SCRIPT.parents[3]
+    root = REPO
     for name, _source, pages in sync.QUOTES:
         for page in pages:
             text = (root / page).read_text()
