@@ -339,7 +339,8 @@ def test_a_launch_leaves_a_part_that_another_process_is_running_alone(toy_root, 
 
 
 # ---------------------------------------------------------------------------- options
-def test_sbatch_lines_for_partition_account_time_memory_extra_lines_and_a_multi_gpu_part(tmp_path):
+def test_sbatch_lines_for_partition_account_time_memory_extra_lines_and_a_multi_gpu_part(
+        tmp_path, monkeypatch):
     from submitit.slurm.slurm import _make_sbatch_string
 
     from benchmark.launch import options_from_args
@@ -351,6 +352,12 @@ def test_sbatch_lines_for_partition_account_time_memory_extra_lines_and_a_multi_
         "--account", "lab", "--time-limit", "2-00:00:00", "--mem-per-part", "32G",
         "--cpus-per-part", "8", "--gpus-per-part", "1,cddpm=4", "--max-parallel", "3",
         "--sbatch", "qos=high", "--sbatch", "exclusive", "--job-setup", "module load cuda"])
+    # options_from_args refuses --launcher slurm where no sbatch is on PATH; this test only
+    # writes the sbatch script, so a stand-in is enough (on machines without Slurm too)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     opts = options_from_args(args)
     assert (opts.gpus_for("ae"), opts.gpus_for("cddpm"), opts.time_limit_min) == (1, 4, 2880)
     run = RunDir(tmp_path / "r")
