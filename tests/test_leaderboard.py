@@ -460,3 +460,32 @@ def test_qualitative_grid_from_cached_maps(toy_root, tmp_path):
     np.testing.assert_array_equal(rows[0]["input"], vols[1].image[..., z])
     with pytest.raises(ValueError, match="not in Brats21/test"):
         case_rows([run], "Brats21", "no_such_volume")
+
+
+def test_pooled_columns_take_their_asterisk_from_the_per_volume_test(tmp_path):
+    # 3 folds: no fold-level test of a pooled metric can be significant (unpaired, 3 a
+    # side: p >= 0.1), but good's constant +0.01 per volume is, paired by (fold, volume)
+    run = write_run(tmp_path / "run", ["good", "base"], folds=range(3))
+
+    def good_cells(unit):
+        out = tmp_path / unit
+        build_leaderboard([run], out, settings(unit=unit, engine="replica"), plots=False)
+        md = (out / "table2.md").read_text()
+        line = next(x for x in md.splitlines() if x.startswith("| good |"))
+        return [c.strip() for c in line.strip("|").split("|")][1:], md, out
+
+    cells, md, out = good_cells("volume")
+    # columns: BraTS21 [DICE], BraTS21 AUPRC, MSLUB [DICE], MSLUB AUPRC
+    assert all(c.startswith("**") and c.endswith("\\*") for c in cells), cells
+    assert "a pooled column is tested with the same metric per volume" in md
+    sig = pd.read_csv(out / "significance.csv", keep_default_na=False)
+    dice = select(sig, dataset="MSLUB", metric="dice", level="volume",
+                  threshold_source="oracle")
+    assert dice["unit"].tolist() == ["volume"] and dice["better"].tolist() == ["good"]
+    auprc = select(sig, dataset="MSLUB", metric="auprc", level="volume")
+    assert auprc["threshold_source"].tolist() == ["any"] and auprc["n_a"].tolist() == [18]
+    pooled = select(sig, dataset="MSLUB", metric="auprc_pooled")
+    assert pooled["unit"].tolist() == ["fold"] and float(pooled["p_value"].iloc[0]) >= 0.1
+
+    cells, _, _ = good_cells("fold")  # per fold only: bold, no asterisk
+    assert all(c.startswith("**") and c.endswith("**") for c in cells), cells

@@ -22,7 +22,14 @@ from .aggregate import fold_values, summarise
 from .load import CONSISTENCY_TAGS, RunSet, load_runs
 from .significance import CORRECTIONS, ENGINES, UNITS, SignificanceSettings, run_tests
 from .strata import StrataSettings, stratify, write_strata
-from .tables import build_table, render_latex, render_markdown, table1_columns, table2_columns
+from .tables import (
+    build_table,
+    render_latex,
+    render_markdown,
+    table1_columns,
+    table2_columns,
+    volume_counterpart,
+)
 from .timings import render_timings_markdown, summarise_timings
 
 __all__ = [
@@ -95,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _caption(kind: str, s: SignificanceSettings) -> str:
-    paired = "paired by (fold, volume)" if s.unit == "volume" else \
+    paired = ("paired by (fold, volume); a pooled column is tested with the same metric per "
+              "volume") if s.unit == "volume" else \
         f"per-fold values, {s.fold_pairing}"
     what = {"table1": "Reconstruction quality on healthy data and l1-ratio "
                       "(unhealthy / healthy l1-error) per unhealthy data set.",
@@ -127,6 +135,8 @@ def build_leaderboard(run_dirs: list, out: str | Path,
     folds.to_csv(out / "fold_values.csv", index=False)
     specs = {"table1": table1_columns(board), "table2": table2_columns(board)}
     groups = [c.group for cols in specs.values() for c in cols]
+    if settings.unit == "volume":  # a pooled column's asterisk uses its per-volume test
+        groups += [g for g in (volume_counterpart(board, x) for x in groups) if g]
     if test_metrics == "all":
         groups = list(board[["dataset", "sequence", "metric", "level", "threshold_source"]]
                       .drop_duplicates().itertuples(index=False, name=None))

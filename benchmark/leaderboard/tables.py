@@ -134,6 +134,38 @@ def _resolved(board: pd.DataFrame, cols: list[Column]) -> list[Column]:
     return [c for c in cols if c.group is not None]
 
 
+def volume_counterpart(board: pd.DataFrame, group: tuple) -> tuple | None:
+    """The per-volume group of a pooled column's metric, e.g. (BraTS21, t2, auprc_pooled,
+    dataset, none) -> (BraTS21, t2, auprc, volume, any); None if the board has none.
+
+    A pooled metric has one value per fold, so with few folds no fold-level test can be
+    significant (3 folds a side, unpaired: p >= 0.1); the same metric per volume, paired
+    by (fold, volume), is what can say whether the best entry is better."""
+    dataset, sequence, metric, level, source = group
+    if level != "dataset" or not metric.endswith("_pooled"):
+        return None
+    per_volume = metric[: -len("_pooled")]
+    rows = board[(board["dataset"] == dataset) & (board["sequence"] == sequence)
+                 & (board["metric"] == per_volume) & (board["level"] == "volume")]
+    for candidate in (source, "any"):
+        if (rows["threshold_source"] == candidate).any():
+            return (dataset, sequence, per_volume, "volume", candidate)
+    return None
+
+
+def star_group(board: pd.DataFrame, sig: pd.DataFrame, group: tuple) -> tuple:
+    """The test group behind a column's asterisk: its own, or for a pooled column the
+    per-volume test of the same metric where significance.csv has one run per volume."""
+    counterpart = volume_counterpart(board, group)
+    if counterpart is None or sig.empty:
+        return group
+    sel = sig
+    for k, v in zip(["dataset", "sequence", "metric", "level", "threshold_source"],
+                    counterpart):
+        sel = sel[sel[k] == v]
+    return counterpart if len(sel) and (sel["unit"] == "volume").all() else group
+
+
 def fmt(mean: float, std: float, n: int, scale: float, decimals: int) -> str:
     if not np.isfinite(mean):
         return "–"
@@ -166,7 +198,8 @@ def build_table(board: pd.DataFrame, sig: pd.DataFrame, columns: list[Column],
         best_value = (max if spec.higher_is_better else min)(shown.values())
         best = [e for e, v in shown.items() if v == best_value]
         table.bold.update((e, j) for e in best)
-        if len(best) == 1 and not sig.empty and best_is_significant(sig, col.group, best[0]):
+        tested = star_group(board, sig, col.group)
+        if len(best) == 1 and not sig.empty and best_is_significant(sig, tested, best[0]):
             table.star.add((best[0], j))
     table.entries = [e for e in entries if e in used]
     table.notes = [f"{column_header(c)}: metric `{c.group[2]}` "
