@@ -132,9 +132,16 @@ def test_stratified_tables_in_the_report(tmp_path):
     # columns: small AUPRC, Dice, detected; large AUPRC, Dice, detected
     assert rows["large_only"][2] == "0.00 ± 0.00"  # small bin: none of its lesions
     assert rows["large_only"][5] == rows["finds_all"][5] == "**100.00 ± 0.00**"  # tie: both bold
-    # best, but no `*`: a pooled rate has no per-volume samples, so it is tested per fold,
-    # and two folds (1, 1) vs (0, 0) cannot be significant (p = 1/3)
-    assert rows["finds_all"][2] == "**100.00 ± 0.00**"
+    # best and `*`: per fold, two folds (1, 1) vs (0, 0) cannot be significant (p = 1/3),
+    # so the pooled rate's asterisk comes from the same rate per volume, paired: finds_all
+    # detects the small lesions of every volume, large_only of none
+    assert rows["finds_all"][2] == "**100.00 ± 0.00**\\*"
+    sig = pd.read_csv(tmp_path / "board" / "stratified_significance.csv", keep_default_na=False)
+    small = sig[(sig["stratum"] == "small") & (sig["stratify_by"] == "lesion_size")]
+    per_fold = small[small["metric"] == "detection_rate_pooled"]
+    assert per_fold["unit"].tolist() == ["fold"] and float(per_fold["p_value"].iloc[0]) > 0.3
+    per_volume = small[small["metric"] == "detection_rate"]
+    assert per_volume["unit"].tolist() == ["volume"] and per_volume["better"].tolist() == ["finds_all"]
     assert "strata_Planted_lesion_size" in page and "detection_Planted" in page
     assert "no cached maps" in page
 
