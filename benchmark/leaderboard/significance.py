@@ -259,11 +259,19 @@ def _volume_rows(raw: dict[str, pd.DataFrame], group: dict) -> pd.DataFrame | No
     return sel.rename(columns={group["metric"]: "value"}).dropna(subset=["value"])
 
 
+GROUP_KEYS = ("dataset", "sequence", "metric", "level", "threshold_source")
+
+
+def group_rows(sig: pd.DataFrame, group: tuple) -> pd.DataFrame:
+    """The tests of one (dataset, sequence, metric, level, threshold_source) group."""
+    sel = sig
+    for k, v in zip(GROUP_KEYS, group):
+        sel = sel[sel[k] == v]
+    return sel
+
+
 def best_is_significant(sig: pd.DataFrame, group: tuple, best: str) -> bool:
     """True if `best` is significantly better than every other entry in the group."""
-    keys = ["dataset", "sequence", "metric", "level", "threshold_source"]
-    sel = sig
-    for k, v in zip(keys, group):
-        sel = sel[sel[k] == v]
+    sel = group_rows(sig, group)
     sel = sel[(sel["entry_a"] == best) | (sel["entry_b"] == best)]
     return bool(len(sel)) and bool((sel["better"] == best).all())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .significance import best_is_significant
+from .significance import best_is_significant, group_rows
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,7 @@ def star_group(board: pd.DataFrame, sig: pd.DataFrame, group: tuple) -> tuple:
     counterpart = volume_counterpart(board, group)
     if counterpart is None or sig.empty:
         return group
-    sel = sig
-    for k, v in zip(["dataset", "sequence", "metric", "level", "threshold_source"],
-                    counterpart):
-        sel = sel[sel[k] == v]
+    sel = group_rows(sig, counterpart)
     return counterpart if len(sel) and (sel["unit"] == "volume").all() else group
 
 
