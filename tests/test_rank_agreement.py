@@ -44,18 +44,19 @@ def make_board(root: Path, pooled: dict[str, float], volumes: dict[str, np.ndarr
     per_volume, per_dataset = [], []
     for entry, value in pooled.items():
         method, tags = _split(entry)
-        ids = dict(method=method, sequence="t2", tags=json.dumps(tags), dataset="Brats21")
+        ids = {"method": method, "sequence": "t2", "tags": json.dumps(tags),
+               "dataset": "Brats21"}
         grid = volumes[entry]
+        name, source = ("dice_pooled", "oracle") if metric == "dice" else \
+            ("auprc_pooled", "none")
         for fold in range(grid.shape[0]):
             for v in range(grid.shape[1]):
-                for source, sign in (("oracle", 1), ("val", -1)):  # val: the wrong order
-                    per_volume.append(ids | dict(fold=fold, volume=f"v{v}",
-                                                 threshold_source=source,
-                                                 auprc=grid[fold, v], dice=sign * grid[fold, v]))
-            name, source = ("dice_pooled", "oracle") if metric == "dice" else \
-                ("auprc_pooled", "none")
-            per_dataset.append(ids | dict(fold=fold, threshold_source=source, metric=name,
-                                          value=value))
+                for src, sign in (("oracle", 1), ("val", -1)):  # val: the wrong order
+                    per_volume.append(ids | {"fold": fold, "volume": f"v{v}",
+                                             "threshold_source": src, "auprc": grid[fold, v],
+                                             "dice": sign * grid[fold, v]})
+            per_dataset.append(ids | {"fold": fold, "threshold_source": source,
+                                      "metric": name, "value": value})
     pd.DataFrame(per_volume).to_csv(run / "per_volume.csv", index=False)
     pd.DataFrame(per_dataset).to_csv(run / "per_dataset.csv", index=False)
     build_leaderboard([run], root / "board", SignificanceSettings(rounds=10), plots=False)
@@ -253,6 +254,9 @@ def test_board_method_missing_from_reference(small, capsys, tmp_path):
     ref = write_reference(tmp_path / "short.csv", {"ae": 1, "vae": 2, "dae": 3})
     err = _error(capsys, board, "--against", ref)
     assert "'ddpm'" in err and str(ref) in err
+    row = run_agreement(board, ref, tmp_path, "--skip-missing", "--resamples", "0")
+    assert row["n_methods"] == 3 and row["table_spearman"] == 1.0
+    assert "the reference has no ddpm" in capsys.readouterr().out
 
 
 def test_missing_files(small, capsys, tmp_path):

@@ -1,7 +1,8 @@
 """Rank agreement of a board with a published ranking (default: the paper's Table 2 AUPRC).
 
     python -m benchmark experiment rank-agreement BOARD [--against FILE] [--metric dice]
-        [--cohorts BraTS21,ATLAS] [--exclude "cddpm [ssl=False]"] [--resamples 1000]
+        [--cohorts BraTS21,ATLAS] [--exclude "cddpm [ssl=False]"] [--skip-missing]
+        [--resamples 1000]
         [--seed 0] [--out FILE.csv]
 
 BOARD is a folder written by ``python -m benchmark leaderboard``. Per cohort: Spearman
@@ -71,6 +72,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated cohorts (default: all the reference has)")
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help='leave board entries out, e.g. "cddpm [ssl=False]" (repeatable)')
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="leave out board entries whose method the reference does not "
+                             "list (default: an error naming them)")
     parser.add_argument("--runs", nargs="+", type=Path, default=None, metavar="RUN_DIR",
                         help="the board's run directories (default: those of inputs.json)")
     parser.add_argument("--resamples", type=int, default=1000,
@@ -168,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
     board = ag.read_board(args.board)
     reference = read_reference(args.against)
     cohorts = cohorts_of(reference, args.metric, args.cohorts)
-    matching = match_entries(board.entries(), reference, args.exclude)
+    matching = match_entries(board.entries(), reference, args.exclude, args.skip_missing)
     if not matching.model:
         raise ValueError(f"no entry of {board.path} stands for a row of {reference.path}")
     records = _records(board, args) if args.resamples > 0 else None

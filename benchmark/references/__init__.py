@@ -153,11 +153,12 @@ class Matching:
 
 
 def match_entries(entries: dict[str, str], reference: Reference,
-                  exclude: list[str] = ()) -> Matching:
+                  exclude: list[str] = (), skip_missing: bool = False) -> Matching:
     """Map board entries ({entry: method}) onto the reference's rows (rules: module doc).
 
     exclude: patterns in the reference's notation (``"cddpm [ssl=False]"``); entries they
-    match are left out first."""
+    match are left out first. skip_missing: an entry whose method the reference does not
+    list is left out (with the reason) instead of an error."""
     rows = list(reference.models().itertuples(index=False))
     known = {r.method for r in rows}
     patterns = [(p.split(" ", 1)[0], parse_tags(p.partition(" ")[2], f"--exclude {p!r}"), p)
@@ -169,10 +170,13 @@ def match_entries(entries: dict[str, str], reference: Reference,
         if hit:
             matching.left_out[entry] = f"excluded by {hit[0]!r}"
             continue
+        if method not in known and skip_missing:
+            matching.left_out[entry] = f"the reference has no {method}"
+            continue
         if method not in known:
             raise ValueError(f"board entry {entry!r}: method {method!r} has no row in "
                              f"{reference.path} (its methods: {', '.join(sorted(known))}); "
-                             "add its row there, or leave it out with --exclude")
+                             "add its row there, or leave it out with --exclude or --skip-missing")
         same = [r for r in rows if r.method == method]
         fits = [r.model for r in same if tags_match(r.tags, tags)]
         if not fits:
