@@ -120,7 +120,7 @@ def cohort_agreement(board: ag.Board, records, reference: Reference, matching: M
     """One cohort: the summary row and the per-method table."""
     spec, dataset, sequence = METRICS[args.metric], cohort["dataset"], cohort["sequence"]
     table = ag.table_values(board, dataset, sequence, spec)
-    ref = reference.values(args.metric, dataset)
+    ref = reference.values(args.metric, dataset, sequence)
     entries = [e for e, m in matching.model.items()
                if m in ref.index and e in table.index and np.isfinite(table[e])]
     models = [matching.model[e] for e in entries]

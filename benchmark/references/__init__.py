@@ -89,9 +89,10 @@ class Reference:
                        for m, t in zip(out["model"], out["tags"])]
         return out.reset_index(drop=True)
 
-    def values(self, metric: str, dataset: str) -> pd.Series:
-        """{model: mean} of one metric on one data set, in the table's order."""
-        sel = self.rows[(self.rows["metric"] == metric) & (self.rows["dataset"] == dataset)]
+    def values(self, metric: str, dataset: str, sequence: str) -> pd.Series:
+        """{model: mean} of one metric on one data set and sequence, in the table's order."""
+        r = self.rows
+        sel = r[(r["metric"] == metric) & (r["dataset"] == dataset) & (r["sequence"] == sequence)]
         return sel.set_index("model")["mean"]
 
 
@@ -123,6 +124,7 @@ def read_reference(path: str | Path) -> Reference:
                              f"({line['dataset']}, {line['metric']}) is not a number")
         rows[col] = number
     rows["significant"] = rows["significant"].str.lower() == "true"
+    rows["sequence"] = rows["sequence"].str.lower()  # the board writes t1/t2
     _check_unique(rows, path)
     return Reference(path, rows.reset_index(drop=True), citation)
 
