@@ -36,8 +36,8 @@ VARIANTS = {
 def _volumes(n: int) -> list[Volume]:
     rng = np.random.default_rng(0)
     out = []
-    for i in range(n):
-        _, lesion, brain = make_volume(rng)
+    for _ in range(n):
+        _, _, brain = make_volume(rng)
         image = np.clip(0.5 + 0.2 * rng.standard_normal(brain.shape), 0, 1) * brain
         out.append(Volume(None, image.astype(np.float32), brain, None))  # record unused here
     return out
