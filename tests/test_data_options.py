@@ -278,3 +278,18 @@ def test_l1_all_counts_the_background_and_table1_shows_it_beside_l1():
     assert labels == ["SSIM ↑", "PSNR ↑", "l1-error (e-3) ↓", "l1 all voxels (e-3) ↓"]
     assert "l1 all voxels (e-3) ↓" not in [
         c.spec.label for c in table1_columns(board[board["metric"] != "l1_all"])]
+
+
+def test_check_reports_drop_last_that_would_train_nothing(toy_root, tmp_path):
+    from benchmark.profiles import PROFILES
+    from benchmark.runner import RunConfig
+    from benchmark.validate import check_run
+
+    cfg = RunConfig(methods=["thresh"], profile=replace(PROFILES["smoke"], batch_size=64),
+                    data_root=toy_root, run_dir=tmp_path / "r", sequences=["t2"],
+                    data_options=DataOptions(drop_last=True))
+    problems = [str(p) for p in check_run(cfg)]
+    assert any("drop_last=true: t2 fold0 has 8 training items per epoch, fewer than the "
+               "batch size 64" in p for p in problems), problems
+    assert not check_run(replace(cfg, data_options=DataOptions()))
+    assert not (tmp_path / "r").exists()
