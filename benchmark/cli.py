@@ -169,6 +169,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bad or not sequences:
         raise CliError(f"--sequences {args.sequences!r}: allowed values are t1, t2")
     overrides = parse_overrides(args.set, args.config, methods)
+    from .data.options import parse_data_options
+
+    try:
+        data_options = parse_data_options(args.data_option)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     folds = _int_list(args.folds, "--folds") if args.folds else None
     from .curves import CurveOptions
     from .train import SELECTION
@@ -202,7 +208,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                precision=args.precision, epochs=_epochs(args.epochs),
                                progress=not args.no_progress, logger=args.logger, seed=args.seed,
                                select=args.select_checkpoint),
-        fold_scheme=args.fold_scheme, augment=not args.no_augment, num_workers=args.num_workers,
+        fold_scheme=args.fold_scheme, augment=not args.no_augment, data_options=data_options,
+        num_workers=args.num_workers,
         cohorts=args.cohorts.split(",") if args.cohorts else None, map_dtype=args.map_dtype,
         resume=args.resume, data_source=source, curves=curves, wait=args.wait,
         allow_config_change=args.allow_config_change,
@@ -287,6 +294,11 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="e.g. 16-mixed, bf16-mixed, 32-true")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="data pipeline (docs/data-options.md): smoothing=none|curvature_flow, "
+                        "augment_space=slice|volume, augment_clamp=true|false, "
+                        "augment_voxel_mm=MM, drop_last=true|false; preset=authors sets all "
+                        "to the cDDPM authors' code (default: this benchmark's choices)")
     p.add_argument("--map-dtype", default="float32", choices=("float32", "float16"))
     p.add_argument("--logger", default="csv", choices=("csv", "tensorboard", "wandb"))
     p.add_argument("--no-progress", action="store_true")

@@ -460,6 +460,7 @@ class RunDir:
         """The data configuration the run's part (sequence, fold) was evaluated with, rebuilt
         from config.json (the one place that does so)."""
         from .data.module import DataConfig
+        from .data.options import DataOptions
 
         config = self.config()
         profile = config.get("profile", {})
@@ -468,7 +469,8 @@ class RunDir:
                       "max_test_volumes": profile.get("max_test_volumes"),
                       "max_val_volumes": profile.get("max_val_volumes"),
                       "max_train_volumes": profile.get("max_train_volumes"),
-                      "cohorts": config.get("cohorts")}
+                      "cohorts": config.get("cohorts"),
+                      "options": DataOptions.from_dict(config.get("data_options"))}
         values.update(overrides)
         return DataConfig(**values)
 

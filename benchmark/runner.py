@@ -25,6 +25,7 @@ import torch
 
 from .curves import CURVES_FILE, CurveOptions, LearningCurves, validation_sets
 from .data.module import BenchmarkDataModule, DataConfig
+from .data.options import DataOptions
 from .inference import infer
 from .profiles import Profile
 from .registry import get_method
@@ -55,6 +56,7 @@ class RunConfig:
     trainer: TrainerOptions = field(default_factory=TrainerOptions)
     fold_scheme: str = "disjoint"
     augment: bool = True
+    data_options: DataOptions = field(default_factory=DataOptions)  # --data-option
     num_workers: int = 0
     cohorts: list[str] | None = None
     map_dtype: str = "float32"
@@ -87,8 +89,10 @@ def config_changes(run: RunDir, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     A setting the recorded config does not have at all was added by a later version of
     the suite than the one that started the run; it is not compared (the run's parts were
     computed as that version did, which is what its records say). Method overrides
-    (``--set``) are always compared."""
+    (``--set``) are always compared, and so are the data options: a run recorded before
+    they existed ran with their defaults."""
     recorded = run.config()
+    recorded.setdefault("data_options", DataOptions().to_dict())
     changes = config_diff(recorded, cfg.to_json(), ignore=LAUNCH_KEYS)
     return {k: v for k, v in changes.items()
             if k.startswith("overrides.") or _has_key(recorded, k)}
@@ -121,10 +125,10 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
         max_train_volumes=cfg.profile.max_train_volumes,
         max_test_volumes=cfg.profile.max_test_volumes,
         max_val_volumes=cfg.profile.max_val_volumes, progress=cfg.trainer.progress,
-        cohorts=cfg.cohorts,
+        cohorts=cfg.cohorts, options=cfg.data_options,
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
-    tags = method.result_tags()
+    tags = {**method.result_tags(), **data_tags(cfg.data_options)}
     ids = part.ids(profile=cfg.profile.name, data_source=cfg.data_source, **tag_columns(tags))
     curves = None
     if cfg.curves.enabled:
@@ -147,6 +151,14 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     part.mark_done(result.checkpoint, tags, **row,
                    **({"resumed_from": result.resumed_from} if result.resumed_from else {}))
     return row
+
+
+def data_tags(options: DataOptions) -> dict[str, str]:
+    """The result tag of non-default data options (``data_options=authors``), so that a
+    leaderboard never averages a run with the authors' data pipeline into a default one;
+    none for the defaults (their result rows stay as they were)."""
+    label = options.label()
+    return {} if label is None else {"data_options": label}
 
 
 def launch_rank() -> int:

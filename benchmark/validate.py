@@ -78,7 +78,9 @@ class RunCheck:
         todo = sum(s == "to run" for s in self.parts.values())
         lines = [(f"run {cfg.run_dir} ({state}): {len(self.parts)} part(s), {todo} to run, "
                   f"profile {cfg.profile.name}"),
-                 f"data: {cfg.data_root} ({cfg.data_source})"]
+                 f"data: {cfg.data_root} ({cfg.data_source})"
+                 + (f", data options: {cfg.data_options.label()}"
+                    if cfg.data_options.label() else "")]
         lines += [f"  {key}: {status}" for key, status in self.parts.items()]
         for where, sets in self.data.items():
             sizes = ", ".join(f"{d} " + "/".join(f"{n} {s}" for s, n in splits.items())
@@ -232,11 +234,34 @@ def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
                     "would be scored on healthy volumes only")))
             out.data[where] = {d: {s: len(r) for s, r in splits.items()}
                                for d, splits in sets.items()}
+            out.problems += _check_drop_last(cfg, len(data.records["train"]), where)
             for splits in sets.values():
                 for recs in splits.values():
                     for rec in recs:
                         records.setdefault((rec.image, rec.mask, rec.seg), rec)
     return list(records.values())
+
+
+def _check_drop_last(cfg: RunConfig, n_train: int, where: str) -> list[Problem]:
+    """drop_last=true with fewer training items per epoch than a batch trains nothing."""
+    from .registry import UnknownMethodError, get_method
+
+    if not cfg.data_options.drop_last:
+        return []
+    batches = []
+    for name in cfg.methods:
+        try:
+            volume = get_method(name).sampling == "volume"
+        except UnknownMethodError:
+            continue
+        batches.append(max(1, min(cfg.profile.batch_size, 4)) if volume
+                       else cfg.profile.batch_size)
+    items = n_train * cfg.profile.repeats
+    if not batches or items >= max(batches):
+        return []
+    return [Problem("--data-option drop_last", (
+        f"--data-option drop_last=true: {where} has {items} training items per epoch, fewer "
+        f"than the batch size {max(batches)}, so no batch would be trained"))]
 
 
 def _data_problem(err: Exception, where: str) -> Problem:

@@ -110,6 +110,9 @@ class VolumeRecord:
     seg: Path | None  # None for healthy volumes
     site: str | None = None  # the split CSV's optional `site` column (scanner / centre)
     labels: LabelRule = DEFAULT_LABELS  # how the seg file's values read
+    # how the image is smoothed when it is loaded (data option `smoothing`, set by the data
+    # module); part of the record so that load_volume's cache keeps the variants apart
+    smoothing: str = "none"
 
 
 # ---------------------------------------------------------------------------- writing

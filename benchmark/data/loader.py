@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from . import manifest
 from .layout import DataLayoutError, VolumeRecord
+from .options import AUGMENT_SPACES, CURVATURE_FLOW
 
 TARGET_SHAPE = (96, 96, 50)
 
@@ -111,6 +112,8 @@ def load_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAP
 
 def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     subject = _subject(record)
+    if record.smoothing != "none":
+        smooth_image(subject["image"], record.smoothing)
     if subject["image"].spatial_shape != target:
         resize = tio.Compose([
             tio.CropOrPad(tuple(2 * s for s in target)),
@@ -132,6 +135,21 @@ def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     return Volume(record, np.ascontiguousarray(image), mask, seg)
 
 
+def smooth_image(image: tio.ScalarImage, smoothing: str) -> None:
+    """Smooth ``image`` in place as the authors' reader does (data option ``smoothing``).
+
+    ``curvature_flow``: SimpleITK's CurvatureFlow (timeStep 0.125, 3 iterations) on the
+    image as read, on its own grid and voxel spacing, before any cropping, resampling or
+    rescaling; masks and labels are never smoothed. image: (1, X, Y, Z).
+    """
+    if smoothing != "curvature_flow":
+        raise ValueError(f"unknown smoothing {smoothing!r}; allowed: none, curvature_flow")
+    import SimpleITK as sitk
+
+    smoothed = sitk.CurvatureFlow(image1=image.as_sitk(), **CURVATURE_FLOW)
+    image.set_data(tio.ScalarImage.from_sitk(smoothed).data.float())  # sitkFloat32, as read
+
+
 def load_volumes(records: list[VolumeRecord], progress: bool = False) -> list[Volume]:
     if progress:
         from tqdm.auto import tqdm
@@ -151,13 +169,24 @@ class SliceDataset(Dataset):
     i % n_volumes (empty slices are not skipped, as in the reference); an epoch has
     ``n_volumes * repeats`` items. Validation (``fixed_slices=k``): k evenly spaced slices
     of each volume, the same every epoch, so val/loss compares checkpoints fairly.
+
+    Augmentation (data options, :mod:`benchmark.data.options`): ``augment_space="slice"``
+    augments the (1, H, W) slice; ``"volume"`` augments the whole (1, H, W, D) volume and
+    then takes the slice (the authors' order: a bias field or blur is 3-D-consistent).
+    ``clamp``: clip the result to [0, 1] and zero the background again. ``voxel_mm``: the
+    voxel size the transforms see (RandomBlur's std is in mm).
     """
 
     def __init__(self, volumes: list[Volume], repeats: int = 1, fixed_slices: int | None = None,
-                 augment: tio.Transform | None = None) -> None:
+                 augment: tio.Transform | None = None, augment_space: str = "slice",
+                 clamp: bool = True, voxel_mm: float = 1.0) -> None:
         if not volumes:
             raise ValueError("SliceDataset needs at least one volume")
+        if augment_space not in AUGMENT_SPACES:
+            raise ValueError(f"augment_space {augment_space!r}; allowed: "
+                             f"{', '.join(AUGMENT_SPACES)}")
         self.volumes, self.repeats, self.augment = volumes, repeats, augment
+        self.augment_space, self.clamp, self.voxel_mm = augment_space, clamp, voxel_mm
         depth = volumes[0].image.shape[2]
         self.fixed = None if fixed_slices is None else np.linspace(
             depth * 0.2, depth * 0.8, fixed_slices).round().astype(int)
@@ -172,18 +201,29 @@ class SliceDataset(Dataset):
         else:
             vol = self.volumes[i % len(self.volumes)]
             k = int(torch.randint(vol.image.shape[2], ()).item())
-        image, mask = _axial(vol.image, k), _axial(vol.mask, k)
-        if self.augment is not None:
-            image = self.augment(image[..., None])[..., 0].clamp(0, 1) * mask
+        mask = _axial(vol.mask, k)
+        if self.augment is None:
+            return {"image": _axial(vol.image, k), "mask": mask}
+        if self.augment_space == "volume":
+            whole = augment_array(self.augment, torch.from_numpy(vol.image)[None], self.voxel_mm)
+            image = whole[..., k].contiguous()
+        else:
+            image = augment_array(self.augment, _axial(vol.image, k)[..., None],
+                                  self.voxel_mm)[..., 0]
+        if self.clamp:
+            image = image.clamp(0, 1) * mask
         return {"image": image, "mask": mask}
 
 
 class VolumeDataset(Dataset):
-    """Whole volumes for methods with ``sampling = "volume"``: image, mask (1, H, W, D)."""
+    """Whole volumes for methods with ``sampling = "volume"``: image, mask (1, H, W, D).
+    ``clamp`` and ``voxel_mm`` as in :class:`SliceDataset`."""
 
     def __init__(self, volumes: list[Volume], repeats: int = 1,
-                 augment: tio.Transform | None = None) -> None:
+                 augment: tio.Transform | None = None, clamp: bool = True,
+                 voxel_mm: float = 1.0) -> None:
         self.volumes, self.repeats, self.augment = volumes, repeats, augment
+        self.clamp, self.voxel_mm = clamp, voxel_mm
 
     def __len__(self) -> int:
         return len(self.volumes) * self.repeats
@@ -193,8 +233,23 @@ class VolumeDataset(Dataset):
         image = torch.from_numpy(vol.image)[None]
         mask = torch.from_numpy(vol.mask.astype(np.float32))[None]
         if self.augment is not None:
-            image = self.augment(image).clamp(0, 1) * mask
+            image = augment_array(self.augment, image, self.voxel_mm)
+            if self.clamp:
+                image = image.clamp(0, 1) * mask
         return {"image": image, "mask": mask}
+
+
+def augment_array(augment: tio.Transform, image: torch.Tensor, voxel_mm: float = 1.0
+                  ) -> torch.Tensor:
+    """Apply a torchio transform to image (1, H, W, D) seen at ``voxel_mm`` mm per voxel.
+
+    At 1 mm the tensor goes in as it is (torchio assumes 1 mm); otherwise it is wrapped in
+    an image with that spacing. The input is not modified (torchio copies it).
+    """
+    if voxel_mm == 1.0:
+        return augment(image)
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    return augment(tio.ScalarImage(tensor=image, affine=affine)).data
 
 
 def paper_augmentation() -> tio.Transform:

@@ -5,7 +5,7 @@ points at that sequence (paper: BraTS21 and MSLUB for T2, ATLAS and WMH for T1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from . import layout
 from .loader import SliceDataset, Volume, VolumeDataset, load_volumes, paper_augmentation
+from .options import DataOptions
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DataConfig:
     max_val_volumes: int | None = None  # None: max_test_volumes
     progress: bool = False
     cohorts: list[str] | None = field(default=None)  # None: every cohort of the sequence
+    options: DataOptions = field(default_factory=DataOptions)  # smoothing, augmentation, ...
 
 
 class BenchmarkDataModule(L.LightningDataModule):
@@ -42,10 +44,10 @@ class BenchmarkDataModule(L.LightningDataModule):
         self.cfg, self.sampling = cfg, sampling
         splits = layout.healthy_splits(cfg.root, cfg.sequence, cfg.fold, cfg.fold_scheme,
                                        cfg.split_seed)
-        self.records = splits
+        self.records = {split: self._read_as_configured(recs) for split, recs in splits.items()}
         if cfg.max_train_volumes is not None:
-            self.records["train"] = splits["train"][: cfg.max_train_volumes]
-            self.records["val"] = splits["val"][: max(1, cfg.max_train_volumes // 4)]
+            self.records["train"] = self.records["train"][: cfg.max_train_volumes]
+            self.records["val"] = self.records["val"][: max(1, cfg.max_train_volumes // 4)]
         self._train: list[Volume] | None = None
         self._val: list[Volume] | None = None
 
@@ -61,17 +63,34 @@ class BenchmarkDataModule(L.LightningDataModule):
             self._val = load_volumes(self.records["val"], self.cfg.progress)
         return self._val
 
+    def _read_as_configured(self, records: list[layout.VolumeRecord]
+                            ) -> list[layout.VolumeRecord]:
+        """Records that load as the data options say (the smoothing travels with the
+        record, to inference and scoring too, and keys load_volume's cache)."""
+        smoothing = self.cfg.options.smoothing
+        if smoothing == "none":
+            return records
+        return [replace(r, smoothing=smoothing) for r in records]
+
     def _loader(self, volumes: list[Volume], train: bool) -> DataLoader:
-        cfg = self.cfg
+        cfg, opts = self.cfg, self.cfg.options
         augment = paper_augmentation() if (train and cfg.augment) else None
         if self.sampling == "volume":
-            ds = VolumeDataset(volumes, repeats=cfg.repeats if train else 1, augment=augment)
+            ds = VolumeDataset(volumes, repeats=cfg.repeats if train else 1, augment=augment,
+                               clamp=opts.augment_clamp, voxel_mm=opts.augment_voxel_mm)
             batch_size = max(1, min(cfg.batch_size, 4))
         else:
             ds = SliceDataset(volumes, repeats=cfg.repeats if train else 1,
-                              fixed_slices=None if train else cfg.val_slices, augment=augment)
+                              fixed_slices=None if train else cfg.val_slices, augment=augment,
+                              augment_space=opts.augment_space, clamp=opts.augment_clamp,
+                              voxel_mm=opts.augment_voxel_mm)
             batch_size = cfg.batch_size
-        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=False,
+        drop_last = train and opts.drop_last  # the authors drop it in training only
+        if drop_last and len(ds) < batch_size:
+            raise ValueError(f"data option drop_last=true: {len(ds)} training items per epoch "
+                             f"are fewer than the batch size {batch_size}, so no batch would "
+                             "be trained; use drop_last=false or a smaller batch")
+        return DataLoader(ds, batch_size=batch_size, shuffle=train, drop_last=drop_last,
                           num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -108,7 +127,7 @@ class BenchmarkDataModule(L.LightningDataModule):
         entry = {"test": layout.unhealthy_split(self.cfg.root, cohort, "test")[:cap]}
         if layout.has_split(self.cfg.root, cohort, "val"):
             entry["val"] = layout.unhealthy_split(self.cfg.root, cohort, "val")[:self.val_cap()]
-        return entry
+        return {split: self._read_as_configured(recs) for split, recs in entry.items()}
 
     def val_cap(self) -> int | None:
         """How many validation volumes per set are scored (max_val_volumes, else the test cap)."""

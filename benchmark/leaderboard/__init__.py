@@ -190,7 +190,7 @@ def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings,
 
 
 RECORDED_CONFIG = ("methods", "profile", "data_source", "data_root", "sequences", "folds",
-                   "fold_scheme", "cohorts", "trainer", "overrides")
+                   "fold_scheme", "cohorts", "data_options", "trainer", "overrides")
 
 
 def _protocol_tags(rs: RunSet) -> dict[str, list[str]]:

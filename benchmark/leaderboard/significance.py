@@ -41,7 +41,7 @@ SIGNIFICANCE_COLUMNS = [
     "rounds", "seed", "engine", "p_value", "correction", "p_adjusted", "alpha",
     "significant", "better"]
 
-LOWER_IS_BETTER = ("l1", "l1_healthy", "lpips", "mse", "kld", "kl", "kl_divergence",
+LOWER_IS_BETTER = ("l1", "l1_all", "l1_healthy", "lpips", "mse", "kld", "kl", "kl_divergence",
                    "entropy_difference", "hausdorff", "hd95", "fp", "fn")
 NOT_A_SCORE = ("lesion_voxels", "threshold", "n_voxels", "tp", "n_volumes")
 

@@ -3,7 +3,9 @@
 Healthy test set: SSIM, PSNR, l1 inside the brain, LPIPS (when available offline),
 intensity-histogram divergences. Unhealthy test sets: l1 over healthy and anomalous voxels
 and the l1-ratio (paper Table 1), and the histogram divergences over the healthy part only
-(paper Sec. 4.5.2, Fig. 4). Methods without reconstructions give empty tables.
+(paper Sec. 4.5.2, Fig. 4). Every test set also gets ``l1_all``, the l1 over all voxels of
+the volume, background included, as the authors' code computes it (docs/protocol.md,
+Sec. 8). Methods without reconstructions give empty tables.
 """
 from __future__ import annotations
 
@@ -50,10 +52,12 @@ def _recon_volume(x, rec, brain, seg, healthy: bool) -> tuple[dict, np.ndarray, 
     if healthy:
         lp = metrics.lpips_distance(x, rec)
         row.update(ssim=metrics.ssim(x, rec, brain), psnr=metrics.psnr(x, rec),
-                   l1=metrics.l1_error(x, rec, brain), lpips=np.nan if lp is None else lp,
+                   l1=metrics.l1_error(x, rec, brain), l1_all=metrics.l1_error(x, rec),
+                   lpips=np.nan if lp is None else lp,
                    lpips_status="ok" if lp is not None else "skipped: lpips or weights absent")
     elif seg is not None:
         row.update(metrics.l1_errors(x, rec, seg, brain), l1=metrics.l1_error(x, rec, brain),
+                   l1_all=metrics.l1_error(x, rec),
                    anomalous_voxels=int(seg.sum()), healthy_voxels=int((brain & ~seg).sum()))
     return row, c_in, c_rec
 
@@ -61,7 +65,7 @@ def _recon_volume(x, rec, brain, seg, healthy: bool) -> tuple[dict, np.ndarray, 
 def _recon_dataset_values(rows: pd.DataFrame) -> dict[str, float]:
     """Means over volumes, and the l1-ratio of voxel-pooled errors (Table 1)."""
     out = {f"{m}_mean": float(rows[m].mean()) for m in
-           ("ssim", "psnr", "l1", "lpips", "l1_healthy", "l1_anomalous", "l1_ratio")
+           ("ssim", "psnr", "l1", "l1_all", "lpips", "l1_healthy", "l1_anomalous", "l1_ratio")
            if m in rows and rows[m].notna().any()}
     if "anomalous_voxels" in rows and rows["anomalous_voxels"].sum() > 0:
         ok = rows["l1_anomalous"].notna()
