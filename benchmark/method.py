@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal
 
@@ -87,6 +88,11 @@ class AnomalyMethod(L.LightningModule):
         epochs: epochs per profile (per stage), e.g. {"paper": 1600, "quick": 20, "smoke": 1}.
         profiles: hyperparameter overrides per profile, e.g. {"smoke": {"base_channels": 8}}.
         precision: Lightning precision used on a GPU ("32-true", "16-mixed", "bf16-mixed").
+        channels_last: the phases ("train", "infer") in which, on a CPU, the harness runs
+            the networks in channels-last memory layout (same numbers to float rounding;
+            faster where oneDNN convolutions dominate, slower where GroupNorm's backward
+            does: measured per method in docs/throughput.md). Off by default: a network
+            that calls ``.view`` on a conv output needs ``.reshape`` to allow it.
     """
 
     name: ClassVar[str] = ""  # set by @register_method
@@ -97,6 +103,7 @@ class AnomalyMethod(L.LightningModule):
     epochs: ClassVar[dict[str, int]] = {"paper": 100, "quick": 10, "smoke": 1}
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     precision: ClassVar[str] = "32-true"
+    channels_last: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,6 +117,10 @@ class AnomalyMethod(L.LightningModule):
         sampling = cls.__dict__.get("sampling")
         if sampling is not None and sampling not in typing.get_args(Sampling):
             raise ValueError(f"{cls.__name__}.sampling={sampling!r}; allowed: slice, volume")
+        phases = set(cls.__dict__.get("channels_last", ())) - {"train", "infer"}
+        if phases:
+            raise ValueError(f"{cls.__name__}.channels_last has {sorted(phases)}; allowed "
+                             "phases: train, infer")
 
     # ------------------------------------------------------------------ hooks to implement
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -167,12 +178,31 @@ class AnomalyMethod(L.LightningModule):
 
     _batch_size: int = 1
 
+    def memory_layout(self, phase: str, device: torch.device):
+        """Context: the networks in channels-last layout if this method declares it for
+        ``phase`` and runs on a CPU; yields the input conversion (benchmark.cpu). Training
+        stays NCHW where oneDNN's channels-last weight gradient is wrong for a layer."""
+        from .cpu import channels_last, channels_last_training_hazards
+
+        enabled = phase in self.channels_last and device.type == "cpu"
+        if enabled and phase == "train":
+            hazards = channels_last_training_hazards(self)
+            if hazards:
+                warnings.warn(f"{self.name or type(self).__name__}: training in NCHW layout, "
+                              f"not channels-last: oneDNN computes the weight gradient of "
+                              f"{hazards[0]} (1x1, strided, < 16 input channels) wrongly in "
+                              "that layout (oneDNN issue 6035)", stacklevel=2)
+                enabled = False
+        return channels_last(self, enabled)
+
     @torch.no_grad()
     def predict_volume(self, x: Tensor, batch_size: int = 50) -> AnomalyOutput:
         """Anomaly maps for all slices of one volume, x: (D, 1, H, W), in chunks."""
-        if self.sampling == "volume" or x.shape[0] <= batch_size:
-            return self.anomaly(x)
-        return AnomalyOutput.concat([self.anomaly(c) for c in x.split(batch_size)])
+        with self.memory_layout("infer", x.device) as convert:
+            x = convert(x)
+            if self.sampling == "volume" or x.shape[0] <= batch_size:
+                return self.anomaly(x)
+            return AnomalyOutput.concat([self.anomaly(c) for c in x.split(batch_size)])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["uad_method"] = self.name  # lets benchmark.checkpoint rebuild the method

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ import lightning as L
 import pandas as pd
 import torch
 
+from .cpu import claim_threads, tune_allocator
 from .curves import CURVES_FILE, CurveOptions, LearningCurves, validation_sets
 from .data.module import BenchmarkDataModule, DataConfig
 from .data.options import DataOptions
@@ -107,6 +109,10 @@ def _has_key(config: dict, dotted: str) -> bool:
     return True
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def _device(options: TrainerOptions) -> torch.device:
     return torch.device("cuda") if uses_gpu(options) else torch.device("cpu")
 
@@ -114,6 +120,7 @@ def _device(options: TrainerOptions) -> torch.device:
 def run_part(cfg: RunConfig, part: Part) -> dict | None:
     """Train, infer and score one (method, sequence, fold); returns its timing row."""
     cls = get_method(part.method)
+    tune_allocator()  # benchmark.cpu: no page faults for reused activations; same numbers
     # seed before the weights are drawn: a part's numbers must not depend on which parts
     # ran before it in this process (method order, or parts skipped by --resume)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -195,7 +202,8 @@ def run_benchmark(cfg: RunConfig) -> Path:
             check()
         write_records(cfg, run)
         try:
-            skipped = _run_parts(cfg, run, claim=True)
+            with claim_threads(None, _device(cfg.trainer), say=_say):  # never oversubscribe
+                skipped = _run_parts(cfg, run, claim=True)
         finally:
             run.collect()  # on every launch, resumed or not, finished or crashed
     if skipped:

@@ -216,9 +216,11 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         )
         # the resume state is read without running code (weights_only), as every checkpoint
         # is: a run directory may come from someone else
+        device = torch.device("cuda" if uses_gpu(options) else "cpu")
         try:
-            trainer.fit(method, datamodule=data, ckpt_path=resume if resuming else None,
-                        weights_only=True)
+            with method.memory_layout("train", device):  # benchmark.cpu: CPU layout choice
+                trainer.fit(method, datamodule=data, ckpt_path=resume if resuming else None,
+                            weights_only=True)
         except pickle.UnpicklingError as err:
             raise checkpoint.UnsafeCheckpointError(
                 f"{resume}: refused, it is not plain data ({str(err).splitlines()[0]}); delete "

@@ -9,6 +9,9 @@ import pytest
 import torch
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# runs in tests do not claim this machine's cores (benchmark.cpu): a test must not wait for
+# another job on the machine; tests/test_cpu.py tests the claim itself
+os.environ.setdefault("UAD_BENCH_CPU_SLOTS", "off")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

@@ -386,7 +386,8 @@ def test_bad_launcher_flags_are_clear_errors(extra, message, capsys, tmp_path):
 
 
 def test_local_slots_one_gpu_each_in_turn_or_an_even_cpu_share(monkeypatch):
-    from benchmark.launch import LaunchError, LaunchOptions, cpu_count
+    from benchmark.cpu import cpu_count
+    from benchmark.launch import LaunchError, LaunchOptions
     from benchmark.launch.local import slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the GPUs this launcher may hand out

@@ -47,6 +47,9 @@ class DiffusionMethod(AnomalyMethod):
     """
 
     family = "diffusion"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: inference 1.1-1.4x
+    # in channels-last; training is slower in it (PyTorch's GroupNorm backward)
+    channels_last = frozenset({"infer"})
 
     def _build_diffusion(self, cond_dim: int | None) -> None:
         hp = self.hparams

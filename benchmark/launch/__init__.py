@@ -21,7 +21,6 @@ run-level tables when its part is done, and the launcher once more at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,10 +249,3 @@ def report_line(status: PartStatus, index: int, total: int) -> str:
     log = f" (log: {status.log})" if status.state == "failed" and status.log else ""
     return (f"[{index}/{total}] {status.state:6s} {status.part}  {_clock(status.elapsed)}"
             f"{'  ' + detail if detail else ''}{log}")
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -93,12 +93,9 @@ class PartJob(submitit.helpers.Checkpointable):
 
     def __call__(self, cfg, method: str, sequence: str, fold: int, gpus: int = 0,
                  threads: int | None = None) -> dict:
-        import torch
+        from ..cpu import claim_threads
+        from ..runner import _device, _say, run_part
 
-        from ..runner import run_part
-
-        if threads:
-            torch.set_num_threads(int(threads))
         if gpus > 1:  # DDP inside the job: Lightning reads the ranks from Slurm's variables
             cfg = replace(cfg, trainer=replace(cfg.trainer, devices=gpus, accelerator="gpu",
                                                strategy=cfg.trainer.strategy
@@ -115,7 +112,8 @@ class PartJob(submitit.helpers.Checkpointable):
                           pid=os.getpid(), attempt=attempt, started=now(), finished=None,
                           error=None, resume_from=[p.name for p in part.resume_checkpoints()])
         try:
-            with part.claim() if rank == 0 else contextlib.nullcontext():
+            with claim_threads(threads, _device(cfg.trainer), say=_say), \
+                    part.claim() if rank == 0 else contextlib.nullcontext():
                 row = None if part.is_done() else run_part(cfg, part)
         except (SystemExit, KeyboardInterrupt) as exc:  # requeue (timeout, preemption), ctrl-C
             if rank == 0:

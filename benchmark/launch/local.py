@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import submitit
 
+from ..cpu import cpu_count
 from ..rundir import Part, RunDir
-from . import LaunchError, LaunchOptions, cpu_count, report_line
+from . import LaunchError, LaunchOptions, report_line
 from .job import PartJob, Slot, now, update_record
 from .status import part_status
 

@@ -38,6 +38,8 @@ class AE(AnomalyMethod):
     """x: (N, 1, H, W) in [0, 1] -> dense latent (latent_dim) -> x_hat; map = residual."""
 
     family = "reconstruction"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: train 1.2x, inference 1.9x
+    channels_last = frozenset({"train", "infer"})
     paper = "Baur et al., MedIA 69:101952 (2021)"
     # 1600 = the cDDPM paper's training cap (Sec. 4.4); Baur's code: <= 1000 + early stopping.
     epochs = {"paper": 1600, "reference": 150, "quick": 10, "smoke": 1}

@@ -17,6 +17,8 @@ class DAE(AnomalyMethod):
     """Train: f(x + n) -> x with coarse noise n inside the foreground. Test: map = |x - f(x)|."""
 
     family = "reconstruction"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: train 1.2x, inference 1.3x
+    channels_last = frozenset({"train", "infer"})
     paper = "Kascenas et al., MIDL 2022 (PMLR 172)"
     epochs = {"paper": 1600, "reference": 150, "quick": 6, "smoke": 1}
     profiles = {

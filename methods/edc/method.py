@@ -20,6 +20,8 @@ _RANDOM_OK = {"allow_random_init": True}  # see methods/rd/method.py
 @register_method("edc")
 class EDC(AnomalyMethod):
     family = "feature"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: train 1.07x, inference 1.3x
+    channels_last = frozenset({"train", "infer"})
     paper = "Guo et al., IEEE TMI 2023"
     # edc_br35h.py: 4,000 iterations at batch 32 = 128k slices ~ 344 epochs of 372 slices
     epochs = {"paper": 344, "reference": 20, "quick": 3, "smoke": 1}

@@ -21,6 +21,8 @@ _RANDOM_OK = {"allow_random_init": True}  # see methods/rd/method.py
 @register_method("fae")
 class FAE(AnomalyMethod):
     family = "feature"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: inference 1.3x; training is not faster
+    channels_last = frozenset({"infer"})
     paper = "Meissen et al., BrainLes@MICCAI 2022"
     # reference: 10,000 steps at batch 32 = 320k slices ~ 860 epochs of 372 slices
     epochs = {"paper": 860, "reference": 40, "quick": 10, "smoke": 1}

@@ -107,6 +107,8 @@ class RA(AnomalyMethod):
     """x: (N, 1, H, W) in [0, 1]; map = |CLAHE x_hat - CLAHE x| * saliency (see anomaly_map)."""
 
     family = "reconstruction"
+    # CPU memory layout (benchmark.cpu), measured in docs/throughput.md: train 1.5x; not at inference: the CLAHE map turns float-rounding differences of the reconstruction into bin changes (up to 7e-3) for no speed gain
+    channels_last = frozenset({"train"})
     paper = "Bercea et al., MIDL 2023 (PMLR 227)"
     epochs = {"paper": 1600, "reference": 40, "quick": 4, "smoke": 1}
     profiles = {
