@@ -140,10 +140,12 @@ def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
         if not args.data_root.exists():
             raise CliError(f"--data-root: {args.data_root} does not exist")
         return args.data_root, "user"
-    from .data.synth import ensure_synthetic
+    from .data.synth import ensure_synthetic, source_name
 
     size = args.synthetic_size or profile.synthetic_size
-    return ensure_synthetic(size=size, progress=not args.no_progress), f"synthetic-{size}"
+    version = args.synthetic_version
+    return (ensure_synthetic(size=size, progress=not args.no_progress, version=version),
+            source_name(size, version))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -253,6 +255,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding Data/ in the authors' layout (default: synthetic data)")
     p.add_argument("--synthetic-size", choices=("smoke", "quick", "paper"), default=None)
+    p.add_argument("--synthetic-version", choices=("1", "2"), default="2",
+                   help="synthetic generator version (default 2, calibrated to real lesion "
+                        "statistics; 1: the first reference board's; docs/synthetic.md)")
     p.add_argument("--sequences", default="t2,t1", help="t1, t2 or both (default t2,t1)")
     p.add_argument("--folds", default=None, help="e.g. 0,1,2 (default: the profile's)")
     p.add_argument("--fold-scheme", default="disjoint", choices=("disjoint", "reference"))

@@ -63,7 +63,7 @@ class RunConfig:
     cohorts: list[str] | None = None
     map_dtype: str = "float32"
     resume: bool = False
-    data_source: str = "user"                # "user" or "synthetic-<size>"
+    data_source: str = "user"                # "user" or "synthetic-<size>[-v<version>]"
     curves: CurveOptions = field(default_factory=CurveOptions)
     wait: bool = False                       # wait for the run's lock instead of refusing
     allow_config_change: bool = False        # --resume with other settings (recorded)

@@ -12,7 +12,7 @@ PY=${PYTHON:-python}
 RUNS=${RUNS:-runs}
 OUT=${OUT:-leaderboard/synthetic-quick}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-common=(--profile quick --out "$RUNS" --no-progress --resume)
+common=(--profile quick --synthetic-version 1 --out "$RUNS" --no-progress --resume)  # v1: this board's data
 
 (
   "$PY" -m benchmark run --methods rd,fae,edc,pii,thresh --run-id reference-quick-feature "${common[@]}"

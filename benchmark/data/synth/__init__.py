@@ -37,7 +37,12 @@ from benchmark.data.synth.anatomy import (
 )
 from benchmark.data.synth.render import SITE_SHIFTS
 
-GENERATOR_VERSION = "1"  # bump whenever the bytes written change: caches are keyed on it
+# Generator versions: a version's bytes never change (caches and manifests are keyed on it).
+# v1: the lesion model of the first reference board; v2: lesions calibrated to measured real
+# statistics (docs/synthetic.md, docs/fidelity.md). A new calibration is a new version.
+VERSIONS = ("1", "2")
+DEFAULT_VERSION = "2"
+GENERATOR_VERSION = DEFAULT_VERSION  # the default version (kept for readers of the old name)
 Size = Literal["smoke", "quick", "paper"]
 SIZES_ALLOWED = ("smoke", "quick", "paper")
 
@@ -69,23 +74,40 @@ def _sizes(size: str) -> CohortSizes:
     return SIZES[size]
 
 
-def default_root(size: Size = "quick", seed: int = 0) -> Path:
+def check_version(version: str) -> str:
+    version = str(version)
+    if version not in VERSIONS:
+        raise ValueError(f"unknown synthetic data version {version!r}; allowed: "
+                         f"{', '.join(VERSIONS)}")
+    return version
+
+
+def source_name(size: str, version: str = DEFAULT_VERSION) -> str:
+    """A run's ``data_source`` for the synthetic default (v1 keeps its original name, so the
+    first reference board's records still match)."""
+    return f"synthetic-{size}" if check_version(version) == "1" else f"synthetic-{size}-v{version}"
+
+
+def default_root(size: Size = "quick", seed: int = 0, version: str = DEFAULT_VERSION) -> Path:
     """``$UAD_BENCH_CACHE`` (or ``~/.cache/uad-bench``) / ``synthetic-<size>-v<version>``."""
     base = Path(os.environ.get("UAD_BENCH_CACHE", Path.home() / ".cache" / "uad-bench"))
     suffix = "" if seed == 0 else f"-seed{seed}"
-    return base.expanduser() / f"synthetic-{size}-v{GENERATOR_VERSION}{suffix}"
+    return base.expanduser() / f"synthetic-{size}-v{check_version(version)}{suffix}"
 
 
 # ----------------------------------------------------------------------------- plan
-def plan(size: Size, seed: int) -> dict[str, list[subjects.SubjectSpec]]:
+def plan(size: Size, seed: int, version: str = DEFAULT_VERSION
+         ) -> dict[str, list[subjects.SubjectSpec]]:
     """Every subject to generate, per cohort folder, in split order."""
     sizes = _sizes(size)
-    out = {"ixi": [subjects.IXI.subject(i, seed) for i in range(sizes.ixi_pool + sizes.ixi_test)]}
+    v = check_version(version)
+    out = {"ixi": [subjects.IXI.subject(i, seed, v)
+                   for i in range(sizes.ixi_pool + sizes.ixi_test)]}
     for name, cohort in subjects.UNHEALTHY.items():
         n_val, n_test = sizes.unhealthy[name]
-        out[name] = [cohort.subject(i, seed) for i in range(n_val + n_test)]
+        out[name] = [cohort.subject(i, seed, v) for i in range(n_val + n_test)]
         variant = subjects.HEALTHY_VARIANTS[name]
-        out[variant.name] = [variant.subject(i, seed) for i in range(sizes.healthy_variant)]
+        out[variant.name] = [variant.subject(i, seed, v) for i in range(sizes.healthy_variant)]
     return out
 
 
@@ -96,11 +118,14 @@ def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
                                None if healthy else spec.cohort.name)
 
 
-def parameters(size: Size, seed: int) -> dict:
+def parameters(size: Size, seed: int, version: str = DEFAULT_VERSION) -> dict:
     """Everything that determines the bytes: compared against a stored manifest."""
+    from benchmark.data.synth.lesions import lesion_parameters
+
     tpl = template_dir()
+    extra = {} if version == "1" else {"lesions": lesion_parameters(version)}
     return {
-        "size": size, "seed": seed, "sizes": asdict(_sizes(size)),
+        "size": size, "seed": seed, "sizes": asdict(_sizes(size)), **extra,
         "sites": {k: list(v) for k, v in SITE_SHIFTS.items()},
         "template": {f: _sha256((tpl / f).read_bytes()) for f in TEMPLATE_FILES.values()},
         "numpy": np.__version__.split(".")[0],
@@ -179,18 +204,18 @@ def _worker_init() -> None:
 
 
 def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> dict:
+             workers: int | None = None, version: str = DEFAULT_VERSION) -> dict:
     """Write the whole data set under root (which must not exist yet); returns the manifest."""
     from tqdm.auto import tqdm
 
-    specs = plan(size, seed)
+    specs = plan(size, seed, version)
     jobs = [s for cohort in specs.values() for s in cohort]
     data_dir = root / "Data"
     data_dir.mkdir(parents=True)
     load_template(), reference_anatomy()  # once in the parent: forked workers share them
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     files: dict[str, str] = {}
-    bar = tqdm(total=len(jobs), desc=f"synthetic {size} data", unit="subject",
+    bar = tqdm(total=len(jobs), desc=f"synthetic {size} data v{version}", unit="subject",
                disable=not progress)
     if workers == 1:
         for spec in jobs:
@@ -205,22 +230,24 @@ def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = T
                 bar.update()
     bar.close()
     files.update(write_splits(specs, size, data_dir / "splits"))
-    manifest = {"generator": "uad-bench synthetic brain MRI", "version": GENERATOR_VERSION,
-                "parameters": parameters(size, seed), "files": dict(sorted(files.items()))}
+    manifest = {"generator": "uad-bench synthetic brain MRI", "version": version,
+                "parameters": parameters(size, seed, version),
+                "files": dict(sorted(files.items()))}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
-def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False) -> bool:
+def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False,
+                     version: str = DEFAULT_VERSION) -> bool:
     """True when root holds a complete data set this code would write (sha256 if verify)."""
     path = root / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if manifest.get("version") != GENERATOR_VERSION:
+    if manifest.get("version") != version:
         return False
-    if manifest.get("parameters") != json.loads(json.dumps(parameters(size, seed))):
+    if manifest.get("parameters") != json.loads(json.dumps(parameters(size, seed, version))):
         return False
     for rel, digest in manifest.get("files", {}).items():
         file = root / rel
@@ -231,15 +258,16 @@ def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False) ->
 
 def ensure_synthetic(size: Size = "quick", root: Path | None = None, seed: int = 0,
                      progress: bool = True, *, force: bool = False,
-                     workers: int | None = None) -> Path:
+                     workers: int | None = None, version: str = DEFAULT_VERSION) -> Path:
     """Return the data root (the folder holding ``Data/``), generating it if missing or stale.
 
     A stale root is replaced only if it is ours (it has a manifest.json) or empty; any
     other non-empty folder is refused rather than deleted.
     """
     _sizes(size)
-    root = Path(root).expanduser() if root is not None else default_root(size, seed)
-    if not force and manifest_matches(root, size, seed):
+    version = check_version(version)
+    root = Path(root).expanduser() if root is not None else default_root(size, seed, version)
+    if not force and manifest_matches(root, size, seed, version=version):
         return root
     if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
         raise FileExistsError(
@@ -250,8 +278,8 @@ def ensure_synthetic(size: Size = "quick", root: Path | None = None, seed: int =
     if partial.exists():
         shutil.rmtree(partial)
     try:
-        generate(partial, size, seed, progress, workers)
-        if not force and manifest_matches(root, size, seed):
+        generate(partial, size, seed, progress, workers, version)
+        if not force and manifest_matches(root, size, seed, version=version):
             return root  # another process finished the same data set meanwhile: keep it
         if root.exists():
             shutil.rmtree(root)
@@ -271,6 +299,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="data root to write (default: $UAD_BENCH_CACHE or "
                              "~/.cache/uad-bench/synthetic-<size>-v<version>)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument("--version", default=DEFAULT_VERSION, choices=VERSIONS,
+                        help="generator version (default %(default)s; docs/synthetic.md)")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: all CPU cores)")
@@ -278,7 +308,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     root = ensure_synthetic(args.size, root=args.out, seed=args.seed, progress=True,
-                            force=args.force, workers=getattr(args, "workers", None))
+                            force=args.force, workers=getattr(args, "workers", None),
+                            version=getattr(args, "version", DEFAULT_VERSION))
     print(root)
     return 0
 

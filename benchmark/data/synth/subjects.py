@@ -41,14 +41,14 @@ class Cohort:
     code: int  # seed component; never reuse a code
     subject_format: str  # name of subject i: {i}, {n} = i + 1, {ixi} = i + 2, {k}, {site}
 
-    def subject(self, index: int, seed: int) -> SubjectSpec:
+    def subject(self, index: int, seed: int, version: str = "1") -> SubjectSpec:
         rng = np.random.default_rng((seed, self.code, index, 7))
         site = self.sites[int(rng.choice(len(self.sites), p=self.site_weights))]
         age = float(np.round(rng.uniform(*self.ages), 1))
         name = self.subject_format.format(i=index, n=index + 1, site=site,
                                           k=(828 + 37 * index) % 10000, ixi=index + 2)
         return SubjectSpec(name=name, cohort=self, site=site, age=age,
-                           entropy=(seed, self.code, index))
+                           entropy=(seed, self.code, index), version=version)
 
 
 IXI = Cohort("ixi", "IXI", None, ("t1", "t2"), ("Guys", "HH", "IOP"), (0.55, 0.3, 0.15),
@@ -84,10 +84,19 @@ class SubjectSpec:
     site: str
     age: float
     entropy: tuple[int, int, int]
+    version: str = "1"  # the generator version (benchmark.data.synth.VERSIONS)
 
     @property
     def label(self) -> int:
         return int(self.cohort.pathology is not None)
+
+    @property
+    def size_quantile(self) -> float:
+        """Where this subject's lesion load sits in its cohort's size distribution (v2):
+        the golden-ratio sequence over the subject index, so that any run of consecutive
+        subjects (a split) spreads evenly over the distribution."""
+        index = self.entropy[2]
+        return float((0.5 + index * 0.6180339887498949) % 1.0) * 0.98 + 0.01
 
 
 @dataclass
@@ -114,15 +123,17 @@ def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
         return None, warp_anatomy(warp)
     if pathology not in synth_lesions.PATHOLOGIES:
         raise ValueError(f"unknown pathology {pathology!r}; allowed: {synth_lesions.PATHOLOGIES}")
+    model = synth_lesions.lesion_model(spec.version)
+    size = {"quantile": spec.size_quantile} if model.sized else {}
     if pathology == "tumour":
-        centre, radius = synth_lesions.plan_tumour(rng["lesion"], reference_anatomy())
+        centre, radius = model.plan_tumour(rng["lesion"], reference_anatomy(), **size)
         warp = dataclasses.replace(warp, mass_centre=tuple(centre), mass_radius=radius * 1.2,
                                    mass_strength=float(rng["lesion"].uniform(0.25, 0.55)))
         anatomy = warp_anatomy(warp)
-        make = lambda: synth_lesions.tumour(rng["lesion"], anatomy, centre, radius)
+        make = lambda: model.tumour(rng["lesion"], anatomy, centre, radius)
     else:
         anatomy = warp_anatomy(warp)
-        make = lambda: synth_lesions.GENERATORS[pathology](rng["lesion"], anatomy)
+        make = lambda: model.generators[pathology](rng["lesion"], anatomy, **size)
     for _ in range(20):  # an unhealthy subject must have a visible lesion: redraw tiny ones
         lesion = make()
         if lesion.region(anatomy).sum() >= MIN_LESION_VOXELS:
