@@ -189,10 +189,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def read_json(path: Path) -> dict:
+    """A run record (config.json, environment.json, done.json, ...): a JSON object, or a
+    ValueError naming the file."""
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):  # bad input, reported as such (a ValueError: exit 2)
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")  # noqa: TRY004
+    return data
 
 
 # ---------------------------------------------------------------------------- tags

@@ -1,6 +1,6 @@
 """``benchmark run``: for each method x sequence x fold, train, infer, score, write.
 
-Before anything is written, :func:`benchmark.validate.check_run` reads everything the run
+Before anything is written, :func:`benchmark.validate.inspect_run` reads everything the run
 will read; a problem stops the run (exit 2) with no run directory. The launch then holds
 the run's lock (a second launch on the same run is refused, or waits with ``--wait``),
 and each part is claimed while it runs. Each finished (method, sequence, fold) part is
@@ -38,7 +38,7 @@ from .rundir import (
     tag_columns,
 )
 from .scoring import write_part_results
-from .train import TrainerOptions, fit, uses_gpu
+from .train import TrainerOptions, fit, untrained_stages, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,9 @@ class RunConfig:
 CHANGES = "config_changes"  # config.json: settings changed by --allow-config-change resumes
 # settings that say how a launch runs or which parts it runs, not what a part computes:
 # free to differ on --resume (a run is often continued fold by fold or method by method)
+WARNINGS = "warnings"  # config.json: what the checks found legitimate but odd (this launch)
 LAUNCH_KEYS = ("resume", "run_dir", "wait", "allow_config_change", "trainer.progress",
-               "trainer.logger", "methods", "sequences", "folds", CHANGES)
+               "trainer.logger", "methods", "sequences", "folds", CHANGES, WARNINGS)
 
 
 class IncompleteRunError(RuntimeError):
@@ -125,6 +126,9 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
     tags = method.result_tags()
+    untrained = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
+    if untrained:  # --epochs 0: the rows must not pass for a trained method's
+        tags = {**tags, "untrained_stages": "+".join(untrained)}
     ids = part.ids(profile=cfg.profile.name, data_source=cfg.data_source, **tag_columns(tags))
     curves = None
     if cfg.curves.enabled:
@@ -168,20 +172,13 @@ def run_benchmark(cfg: RunConfig) -> Path:
     if launch_rank() != 0:  # a DDP worker: rank 0 checked, locked and records
         _run_parts(cfg, run, claim=False)
         return cfg.run_dir
-    from .validate import ValidationError, check_run
-
-    def check() -> None:
-        problems = check_run(cfg)
-        if problems:
-            raise ValidationError(problems)
-
     existing = run.path.is_dir()
     if not existing:
-        check()  # a new run: nothing is created unless everything checks out
+        warnings = checked(cfg)  # a new run: nothing is created unless everything checks out
     with run.launch_lock(wait=cfg.wait):  # an existing run in use is refused at once
         if existing:
-            check()
-        write_records(cfg, run)
+            warnings = checked(cfg)
+        write_records(cfg, run, warnings)
         try:
             skipped = _run_parts(cfg, run, claim=True)
         finally:
@@ -200,14 +197,24 @@ def start_run(cfg: RunConfig) -> RunDir:
     """What every other launcher (benchmark.launch) does before its first part, holding the
     run's launch lock: check everything the run reads (ValidationError, nothing written),
     then refuse to overwrite a run unless resuming with its settings, and write its records."""
-    from .validate import ValidationError, check_run
-
     run = RunDir(cfg.run_dir)
-    problems = check_run(cfg)
-    if problems:
-        raise ValidationError(problems)
-    write_records(cfg, run)
+    write_records(cfg, run, checked(cfg))
     return run
+
+
+def checked(cfg: RunConfig) -> list[str]:
+    """Check everything the run reads (ValidationError: nothing written); print each
+    warning once and return them for the run's records."""
+    import sys
+
+    from .validate import ValidationError, inspect_run
+
+    found = inspect_run(cfg)
+    if found.problems:
+        raise ValidationError(found.problems)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return [str(w) for w in found.warnings]
 
 
 def planned_parts(cfg: RunConfig) -> list[Part]:
@@ -217,11 +224,12 @@ def planned_parts(cfg: RunConfig) -> list[Part]:
     return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
 
 
-def write_records(cfg: RunConfig, run: RunDir) -> None:
-    """config.json + environment.json; under the lock, so the checks are authoritative."""
+def write_records(cfg: RunConfig, run: RunDir, warnings: list[str] | None = None) -> None:
+    """config.json (with this launch's ``warnings``) + environment.json; under the lock,
+    so the checks are authoritative."""
     from .validate import mismatch_message
 
-    config = cfg.to_json()
+    config = {**cfg.to_json(), WARNINGS: list(warnings or [])}
     if run.exists():
         if not cfg.resume:
             raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to "

@@ -134,6 +134,16 @@ def stage_epochs(method: AnomalyMethod, stage: str, profile: Profile,
     return method.stage_epochs(stage, profile.name)
 
 
+def untrained_stages(method: AnomalyMethod, profile: Profile,
+                     override: int | dict[str, int] | None) -> list[str]:
+    """Stages an ``--epochs`` override sets to 0 although the method trains them under
+    ``profile``: the part is scored with those weights untrained (its rows say so)."""
+    if override is None or not method.requires_training:
+        return []
+    return [s for s in method.stages()
+            if stage_epochs(method, s, profile, override) <= 0 < method.stage_epochs(s, profile.name)]
+
+
 def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves | None
                 ) -> ModelCheckpoint:
     if select not in SELECTION:

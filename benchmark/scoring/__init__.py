@@ -94,10 +94,14 @@ def write_part_results(part, sets: Sets, ids: dict, opts: ScoringOptions | None 
                        ) -> dict[str, pd.DataFrame]:
     """Score a part's cached maps and write its result tables (the one writer of them).
 
-    Everything is scored before anything is written, so a failure leaves the part's
-    previous tables as they were. Returns what was written.
+    Everything is scored and range-checked (:func:`benchmark.validate.check_metrics`)
+    before anything is written, so a failure leaves the part's previous tables as they
+    were. Returns what was written.
     """
+    from ..validate import check_metrics
+
     tables = part_tables(part, sets, ids, opts)
+    check_metrics(tables, str(part.path))
     for name, frame in tables.items():
         part.write_table(name, frame)
     return tables
