@@ -135,6 +135,15 @@ def _epochs(text: str | None) -> int | dict[str, int] | None:
                        "pretrain=20) with N >= 0") from None
 
 
+def _run_id(text: str, flag: str) -> str:
+    """A run id is one folder name under --out: never a path that leaves it or is --out."""
+    seps = [os.sep] + ([os.altsep] if os.altsep else [])
+    if text.strip() in ("", ".", "..") or any(sep in text for sep in seps):
+        raise CliError(f"{flag} {text!r}: a run id is one folder name inside --out (no "
+                       "'/', and not '.' or '..'); use --out to choose where runs go")
+    return text
+
+
 def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
     if args.data_root is not None:
         if not args.data_root.exists():
@@ -149,7 +158,7 @@ def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .profiles import get_profile
     from .rundir import new_run_id
-    from .runner import RunConfig, launch_rank, run_benchmark, summary_table
+    from .runner import RunConfig, launch_rank, run_benchmark, summary_legend, summary_table
     from .train import TrainerOptions
 
     # unknown methods, hyperparameters and cohorts are reported by benchmark.validate,
@@ -191,7 +200,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           volumes=args.curve_volumes or profile.curve_volumes)
     root, source = _resolve_data_root(args, profile)
     # DDP re-runs this command per device: the children must write into the same run.
-    run_id = args.run_id or os.environ.get("UAD_BENCH_RUN_ID") or new_run_id()
+    run_id = (_run_id(args.run_id, "--run-id") if args.run_id else
+              _run_id(os.environ["UAD_BENCH_RUN_ID"], "$UAD_BENCH_RUN_ID")
+              if os.environ.get("UAD_BENCH_RUN_ID") else new_run_id())
     os.environ["UAD_BENCH_RUN_ID"] = run_id
     run_dir = args.out / run_id
     cfg = RunConfig(
@@ -230,8 +241,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string())
     print(f"\nresults: {run_dir}  (per_volume.csv, per_dataset.csv, timings.csv)")
-    print("auprc: pooled over the test volumes; chance: the lesion prevalence, a random map's "
-          "AUPRC.")
+    for line in summary_legend(table):
+        print(line)
     if profile.name != "paper":
         print(f"The {profile.name} profile's numbers are not the paper's (CPU-sized networks "
               "and training); the converged reference board is leaderboard/synthetic-reference/.")
@@ -439,14 +450,25 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RunLockedError,
             PartClaimedError) as exc:
-        if type(exc) is KeyError:
-            # a bare KeyError says only the key: a bug somewhere, not bad input. Say where.
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            message = (f"KeyError {exc} in {frame.name} ({Path(frame.filename).name}:"
-                       f"{frame.lineno}); python -m benchmark -v ... prints the traceback")
-        else:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return _user_error(exc, args.verbose)
+    except OSError as exc:  # disk full, permission denied, I/O error: the system, not the input
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+              + ". A run loses no finished part (each file is written whole or not at all): "
+              "fix this, then the same command with --resume continues it", file=sys.stderr)
+        return 4
+
+
+def _user_error(exc: Exception, verbose: bool) -> int:
+    if type(exc) is KeyError:
+        # a bare KeyError says only the key: a bug somewhere, not bad input. Say where.
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        message = (f"KeyError {exc} in {frame.name} ({Path(frame.filename).name}:"
+                   f"{frame.lineno}); python -m benchmark -v ... prints the traceback")
+    else:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    if verbose:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -282,30 +282,64 @@ def run_claimed(cfg: RunConfig, part: Part) -> bool:
         if part.is_done():
             return False
         part.clear()
-        if run_part(cfg, part) is not None:
-            part.run.collect()
+        try:
+            if run_part(cfg, part) is not None:
+                part.run.collect()
+        except OSError as err:  # e.g. a full disk: say which part it stopped in
+            if err.filename is None:
+                err.filename = str(part.path)
+            raise
         return True
 
 
+SUMMARY_LEGEND = {
+    "auprc_pooled": "AUPRC of one ranking of every scored voxel of the data set's test volumes "
+                    "(pooled, as Table 2)",
+    "auroc_pooled": "AUROC of that same pooled ranking",
+    "chance": "the pooled lesion prevalence: the AUPRC of a random map",
+    "dice_pooled": "Dice of the summed TP/FP/FN of the test volumes (pooled) at the threshold "
+                   "from [source]; oracle: chosen on the test set itself, an upper bound",
+    "auprc_mean": "mean over the test volumes of each volume's AUPRC (no per_dataset.csv)",
+    "auroc_mean": "mean over the test volumes of each volume's AUROC (no per_dataset.csv)",
+    "dice_mean": "mean over the test volumes of each volume's Dice at the threshold from "
+                 "[source]; oracle: chosen on the test set itself, an upper bound",
+}
+
+
 def summary_table(run: Path) -> pd.DataFrame:
-    """Per method x dataset: pooled AUPRC beside the test set's chance level (its lesion
-    prevalence: the AUPRC of a random map), mean AUROC, and mean Dice at each threshold
-    source. ``dice[oracle]`` is chosen on the test set: an upper bound."""
-    path = Path(run) / "per_volume.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    df = pd.read_csv(path)
+    """Per method x dataset, one statistic for every column: pooled over the test volumes
+    (per_dataset.csv: AUPRC, AUROC, the chance level, Dice at each threshold source), or,
+    for a run without per_dataset.csv, the mean over volumes, named ``*_mean``.
+    :func:`summary_legend` defines each column."""
     keys = ["method", "sequence", "dataset"]
-    ranking = df.groupby(keys)[["auprc", "auroc"]].mean()
-    pooled_path = Path(run) / "per_dataset.csv"
+    pooled_path, path = Path(run) / "per_dataset.csv", Path(run) / "per_volume.csv"
     if pooled_path.is_file():
-        pooled = pd.read_csv(pooled_path)
-        pooled = pooled[pooled["metric"].isin(["auprc_pooled", "prevalence"])]
-        pooled = pooled.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
-        ranking = pooled.rename(columns={"auprc_pooled": "auprc", "prevalence": "chance"}) \
-            .join(ranking[["auroc"]], how="right")
-    dice = df.pivot_table(index=keys, columns="threshold_source", values="dice", aggfunc="mean")
-    order = [s for s in ("oracle", "val", "fpr1", "fpr5", "fpr10") if s in dice.columns]
-    dice = dice[order + [c for c in dice.columns if c not in order]]
-    dice.columns = [f"dice[{c}]" for c in dice.columns]
-    return ranking.join(dice).round(4)
+        long = pd.read_csv(pooled_path)
+        names = {"auprc_pooled": "auprc_pooled", "auroc_pooled": "auroc_pooled",
+                 "prevalence": "chance", "dice_pooled": "dice_pooled"}
+        long = long[long["metric"].isin(names) & (long["dataset"] != "IXI")]
+        long = long.assign(column=[names[m] + (f"[{s}]" if m == "dice_pooled" else "")
+                                   for m, s in zip(long["metric"], long["threshold_source"])])
+        table = long.pivot_table(index=keys, columns="column", values="value", aggfunc="mean")
+        table.columns.name = None
+        stat = "pooled"
+    elif path.is_file():
+        df = pd.read_csv(path)
+        table = df.groupby(keys)[["auprc", "auroc"]].mean().add_suffix("_mean")
+        dice = df.pivot_table(index=keys, columns="threshold_source", values="dice",
+                              aggfunc="mean")
+        table = table.join(dice.rename(columns=lambda c: f"dice_mean[{c}]"))
+        stat = "mean"
+    else:
+        return pd.DataFrame()
+    first = [c for c in (f"auprc_{stat}", f"auroc_{stat}", "chance") if c in table.columns]
+    dice = [f"dice_{stat}[{s}]" for s in ("oracle", "val", "fpr1", "fpr5", "fpr10")
+            if f"dice_{stat}[{s}]" in table.columns]
+    rest = [c for c in table.columns if c not in first + dice]
+    return table[first + dice + rest].round(4)
+
+
+def summary_legend(table: pd.DataFrame) -> list[str]:
+    """One line per column of :func:`summary_table`: what it is (pooled or mean)."""
+    names = dict.fromkeys(c.split("[")[0] for c in table.columns)
+    return [f"{name}: {SUMMARY_LEGEND[name]}" for name in names if name in SUMMARY_LEGEND]

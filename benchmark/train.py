@@ -243,6 +243,8 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             raise RuntimeError(f"{method.name}: stage {stage!r} produced no checkpoint in {out_dir}")
         checkpoint.load_weights(method, best)
         result.checkpoint = best
+    if not result.checkpoint.is_file():  # every stage skipped (--epochs 0): the weights as
+        result.checkpoint = checkpoint.save(method, result.checkpoint)  # built, on record
     result.train_seconds = time.perf_counter() - start + timer.restored
     if timer.all_durations:
         result.seconds_per_epoch = sum(timer.all_durations) / len(timer.all_durations)

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 MAX_SHOWN = 50  # problems printed; the rest are counted
 # fewer healthy training volumes per fold than this is warned about: the smallest set the
-# docs report a working run on is the synthetic quick set (32 per fold; real-mini: 38),
-# and 12 subjects trained an AE to a healthy-test SSIM of 0.07
+# docs report a working run on is the synthetic quick set (32 per fold; real-mini: 38);
+# issue 28's probe trained an AE on 12 subjects to a healthy-test SSIM of 0.07
 MIN_TRAIN_VOLUMES = 30
 
 
@@ -261,8 +261,7 @@ def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
                 out.warnings.append(Problem(str(cfg.data_root), (
                     f"{cfg.data_root}: the healthy training set of {where} has {pool} "
                     f"volume(s), fewer than {MIN_TRAIN_VOLUMES}: too few to learn healthy "
-                    "anatomy from (12 subjects trained an AE to a healthy SSIM of 0.07); "
-                    "read its numbers as a pipeline check")))
+                    "anatomy from; read this run's numbers as a pipeline check, not a result")))
             out.data[where] = {d: {s: len(r) for s, r in splits.items()}
                                for d, splits in sets.items()}
             for splits in sets.values():
