@@ -81,28 +81,35 @@ def parse_overrides(items: list[str], config: Path | None, methods: list[str]) -
     here a method that is not part of the run is an error (probably a typo).
     """
     out: dict[str, dict[str, Any]] = {}
+    where: dict[str, str] = {}  # method -> where its overrides came from
     if config is not None:
         if not config.is_file():
             raise CliError(f"--config: file not found: {config}")
-        text = config.read_text()
         try:
+            text = config.read_text()
             data = json.loads(text) if config.suffix == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CliError(f"--config {config}: {exc}") from None
-        data = data.get("methods", data)
+        data = data.get("methods", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise CliError(f"--config {config}: expected tables of hyperparameters, e.g. "
+                           "[ae] latent_dim = 64 (JSON: {\"ae\": {\"latent_dim\": 64}})")
         for method, values in data.items():
             if not isinstance(values, dict):
                 raise CliError(f"--config {config}: [{method}] must be a table of hyperparameters")
             out.setdefault(method, {}).update(values)
+            where.setdefault(method, f"--config {config}")
     for item in items:
         key, sep, value = item.partition("=")
         method, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise CliError(f"--set {item!r}: expected METHOD.KEY=VALUE, e.g. ae.latent_dim=64")
         out.setdefault(method, {})[name] = value
+        where.setdefault(method, f"--set {item}")
     unknown = sorted(set(out) - set(methods))
     if unknown:
-        raise CliError(f"overrides for method(s) {unknown} that are not in --methods {methods}")
+        sources = "; ".join(f"{m!r} from {where[m]}" for m in unknown)
+        raise CliError(f"overrides for method(s) that are not in --methods {methods}: {sources}")
     return out
 
 

@@ -170,11 +170,8 @@ def read_split(csv: Path) -> pd.DataFrame:
     """Read one split CSV, checking its columns; an empty or malformed file raises."""
     if not csv.is_file():
         raise DataLayoutError(f"split file not found: {csv}")
-    try:
-        df = pd.read_csv(csv)
-    except pd.errors.EmptyDataError:
-        raise DataLayoutError(f"split file is empty: {csv}") from None
-    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed")])
+    df = _read_csv(csv)
+    df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed")])
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataLayoutError(f"{csv}: missing column(s) {missing}; has {list(df.columns)}")
@@ -190,6 +187,18 @@ def read_split(csv: Path) -> pd.DataFrame:
         raise DataLayoutError(f"{csv}: img_name {names[names.duplicated()].iloc[0]!r} appears "
                               "twice; a volume is listed once per split")
     return df
+
+
+def _read_csv(csv: Path) -> pd.DataFrame:
+    """pandas' reading of a split CSV; an empty, malformed or non-UTF-8 file is a
+    DataLayoutError naming it."""
+    try:
+        return pd.read_csv(csv)
+    except pd.errors.EmptyDataError:
+        raise DataLayoutError(f"split file is empty: {csv}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataLayoutError(f"{csv}: not a readable CSV file ({detail})") from None
 
 
 def _resolve(ddir: Path, rel: object, csv: Path, column: str, row: object = None) -> Path:
@@ -315,7 +324,7 @@ def _ixi_frame(ddir: Path, csv: Path, sequence: str) -> pd.DataFrame:
 
 
 def read_split_names(csv: Path) -> list[str]:
-    df = pd.read_csv(csv)
+    df = _read_csv(csv)
     if "img_name" not in df.columns:
         raise DataLayoutError(f"{csv}: expected an img_name column, has {list(df.columns)}")
     return df["img_name"].astype(str).tolist()

@@ -181,6 +181,12 @@ def check_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHA
     labels = tio.Subject(**{k: subject[k] for k in ("mask", "seg") if k in subject})
     if subject["image"].spatial_shape != target:
         labels = _resize(target)(labels)
+        if labels["mask"].spatial_shape != target:
+            raise DataLayoutError(
+                f"{record.image}: shape {subject['image'].spatial_shape} at voxel size "
+                f"{np.round(subject['image'].spacing, 3).tolist()} mm gives "
+                f"{labels['mask'].spatial_shape} after CropOrPad and Resample(2), expected "
+                f"{target} (files are read at 1 mm, or at 2 mm as {target})")
     seg = record.labels.lesion_mask(labels["seg"].data[0].numpy()) if "seg" in labels else None
     _check_mask(record, labels["mask"].data[0].numpy() > 0, seg)
     return tuple(subject["image"].spatial_shape)

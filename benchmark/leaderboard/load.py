@@ -138,18 +138,6 @@ def _read_csv(path: Path, name: str, run_dir: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; "
                          f"found {list(df.columns)}")
-    if name == "per_volume.csv" and not metric_columns(df):
-        raise ValueError(f"{path}: no numeric metric column (e.g. auprc, dice)")
-    for col in ("method", "dataset", "sequence", "threshold_source", "hardware", "volume"):
-        if col in df.columns:
-            df[col] = df[col].fillna("").astype(str)
-    if "fold" in df.columns:
-        folds = pd.to_numeric(df["fold"], errors="coerce")
-        bad = folds.isna() | (folds % 1 != 0) | (folds < 0)
-        if bad.any():
-            raise ValueError(f"{path} line {int(bad.to_numpy().argmax()) + 2}: fold "
-                             f"{df['fold'][bad].iloc[0]!r} is not a fold number")
-        df["fold"] = folds.astype(int)
     if TAGS_COLUMN in df.columns:
         for i, text in enumerate(df[TAGS_COLUMN]):
             try:
@@ -159,6 +147,18 @@ def _read_csv(path: Path, name: str, run_dir: Path) -> pd.DataFrame:
             if not ok:
                 raise ValueError(f"{path} line {i + 2}: column {TAGS_COLUMN} {text!r} is not "
                                  "a JSON object of result tags")
+    if name == "per_volume.csv" and not metric_columns(df):
+        raise ValueError(f"{path}: no numeric metric column (e.g. auprc, dice)")
+    for col in ("method", "dataset", "sequence", "threshold_source", "hardware", "volume"):
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
+    if "fold" in df.columns:
+        folds = pd.to_numeric(df["fold"], errors="coerce")
+        bad = folds.isna() | (folds % 1 != 0) | (folds < 0) | (folds > 999)
+        if bad.any():
+            raise ValueError(f"{path} line {int(bad.to_numpy().argmax()) + 2}: fold "
+                             f"{df['fold'][bad].iloc[0]!r} is not a fold number")
+        df["fold"] = folds.astype(int)
     problems = metric_problems(df, name, str(run_dir))
     if problems:
         raise MetricError("; ".join(str(p) for p in problems))
