@@ -23,7 +23,6 @@ from benchmark.cli import main
 from benchmark.data import layout
 from benchmark.data.loader import load_volume
 from benchmark.rundir import RunDir
-from benchmark.runner import SUMMARY_LEGEND, summary_legend, summary_table
 
 
 @pytest.fixture
@@ -258,6 +257,8 @@ def test_identical_statistics_checkpoints_are_byte_identical(run, tmp_path):
 # ---------------------------------------------------------------------------- the table
 def test_the_closing_table_names_one_statistic_per_column(thresh_run):
     """Pooled AUPRC used to sit beside the MEAN per-volume AUROC under one legend."""
+    from benchmark.runner import SUMMARY_LEGEND, summary_legend, summary_table
+
     table = summary_table(thresh_run)
     pooled = pd.read_csv(thresh_run / "per_dataset.csv")
     want = pooled[(pooled["metric"] == "auroc_pooled") & (pooled["dataset"] == "Brats21")]
