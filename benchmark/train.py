@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,10 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         ckpt = _checkpoint(out_dir, stage, options.select, curves)
         resume = out_dir / RESUME_CHECKPOINT.format(stage=stage)
         resuming = resume.is_file()
+        if resuming and not zipfile.is_zipfile(resume):  # torn or overwritten: not unsafe
+            raise checkpoint.CheckpointError(
+                f"{resume}: damaged, not a PyTorch checkpoint; delete it to train this stage "
+                "from the start")
         first_epoch = _StartEpoch()
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,

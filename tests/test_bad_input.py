@@ -244,6 +244,18 @@ def test_random_bytes_are_a_damaged_checkpoint_not_an_unsafe_one(run, capsys):
     assert "--trust-checkpoints" not in err, "a damaged file is not a reason to trust it"
 
 
+def test_a_damaged_training_state_is_named_not_called_unsafe(toy_root, tmp_path, capsys):
+    """A torn last-<stage>.ckpt (what --resume continues from) is damaged, not foreign code."""
+    out = tmp_path / "runs"
+    state = out / "r" / "ae" / "t2" / "fold0" / "last-main.ckpt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(np.random.default_rng(0).bytes(4000))
+    assert main(_args(toy_root, out, "--methods", "ae")) == 2
+    err = capsys.readouterr().err
+    assert f"{state}: damaged, not a PyTorch checkpoint; delete it" in err
+    assert "not plain data" not in err and "Traceback" not in err
+
+
 def test_identical_statistics_checkpoints_are_byte_identical(run, tmp_path):
     """The zip inside used to be named after the pid-stamped temporary file."""
     method = checkpoint.load_method(RunDir(run).part("thresh", "t2", 0).checkpoint())

@@ -1,71 +1,24 @@
-"""Property-based tests (hypothesis) of every reader of user files (issue 28).
-
-Split CSVs, NIfTI headers and arrays (the loader), NIfTI/MetaImage files (`data prepare`),
-TOML hyperparameter files, done.json and the run records the leaderboard reads: every
-generated input must end in a result that holds (paths inside the data root, volumes
-finite in [0, 1], metrics in range) or in ONE clear error of the type the CLI reports
-(exit 2) naming the file, never a traceback or a silent number.
-
-The failures hypothesis found are kept below each test as ``@example``s (the regression
-corpus); docs/failures.md lists them. Budget: 560 examples in about 10 s on two cores
-(``max_examples`` per test; ``deadline=None``: file I/O times vary).
-"""
+"""Property-based tests (hypothesis) of the readers of user data (issue 28): split CSVs,
+NIfTI headers and arrays (the loader), NIfTI/MetaImage files (`data prepare`). Accepted
+inputs hold (paths inside the data root; volumes finite in [0, 1] at 96x96x50; prepare's
+images 3D and finite); everything else is one DataLayoutError / PrepareError naming the
+file. Settings, helpers and the budget: tests/fuzzing.py."""
 from __future__ import annotations
 
 import csv
 import io
-import itertools
-import json
 import math
-import os
 import struct
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
-import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from fuzzing import FAST, VOLUMES, clear, counter, gist, note
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from benchmark.data import layout
 from benchmark.data.layout import DataLayoutError, VolumeRecord
-
-# CI: a fixed sequence of 100 examples per test (60 for NIfTI volumes, the slow ones);
-# UAD_BENCH_FUZZ_EXAMPLES=2000 explores further with fresh random draws
-EXAMPLES = int(os.environ.get("UAD_BENCH_FUZZ_EXAMPLES", "100"))
-_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-FAST = settings(max_examples=EXAMPLES, deadline=None,
-                derandomize="UAD_BENCH_FUZZ_EXAMPLES" not in os.environ,
-                suppress_health_check=_HEALTH)
-VOLUMES = settings(FAST, max_examples=max(1, EXAMPLES * 3 // 5))
-_counter = itertools.count()
-
-
-def _clear(err: BaseException, *names: object) -> str:
-    """One clear error: a message that names the file (one of ``names``), no traceback."""
-    message = str(err)
-    _event(f"{type(err).__name__}: {_gist(message)}")
-    assert message.strip() and "Traceback" not in message, repr(err)
-    assert any(str(n) in message for n in names), f"{message!r} names none of {names}"
-    return message
-
-
-def _event(text: str) -> None:
-    from hypothesis.control import currently_in_test_context
-
-    if currently_in_test_context():
-        event(text)
-
-
-def _gist(message: str) -> str:
-    """The kind of an error message (file names and numbers dropped), for the statistics
-    (pytest --hypothesis-show-statistics)."""
-    import re
-
-    words = re.sub(r"\S*/\S*|[-+]?\d[\d.e+-]*", "#", message).split()
-    return " ".join(words[:8])
-
 
 # ---------------------------------------------------------------------------- split CSVs
 GOOD_IMAGES = ["/Test/Brats21/t2/a_t2.nii.gz", "/Train/ixi/t1/IXI1_t1.nii.gz",
@@ -127,9 +80,9 @@ def test_split_csvs_give_records_inside_the_data_root_or_one_error(tmp_path, con
         sequence = layout.split_sequence(path, df) if labelled else "t1"
         records = layout.records(ddir, df, path, "X", sequence, labelled)
     except DataLayoutError as err:
-        _clear(err, path)
+        clear(err, path)
         return
-    event("accepted")
+    note("accepted")
     assert records and sequence in layout.IMAGE_SEQUENCES
     for rec in records:
         for file in (rec.image, rec.mask, rec.seg):
@@ -187,7 +140,7 @@ def _save_nifti(path: Path, volume) -> bool:
     try:
         nib.save(nib.Nifti1Image(array, affine), str(path))
     except Exception as err:  # noqa: BLE001 - nibabel cannot write it: nothing to read
-        _event(f"not writable: {type(err).__name__}: {_gist(str(err))}")
+        note(f"not writable: {type(err).__name__}: {gist(str(err))}")
         return False
     return True
 
@@ -218,14 +171,14 @@ def _huge_dims(path: Path) -> None:
 def _check_or_error(image: Path, mask: Path, seg: Path | None):
     from benchmark.data.loader import TARGET_SHAPE, check_volume, load_volume
 
-    rec = VolumeRecord(f"v{next(_counter)}", "X", "t2", image, mask, seg)
+    rec = VolumeRecord(f"v{next(counter)}", "X", "t2", image, mask, seg)
     try:
         check_volume(rec)
         vol = load_volume(rec)
     except DataLayoutError as err:
-        _clear(err, image, mask, seg)
+        clear(err, image, mask, seg)
         return None
-    event("accepted")  # a volume the protocol can score, never a silent NaN
+    note("accepted")  # a volume the protocol can score, never a silent NaN
     assert vol.image.shape == TARGET_SHAPE and np.isfinite(vol.image).all()
     assert vol.image.min() >= 0 and vol.image.max() <= 1 and vol.mask.any()
     return vol
@@ -238,7 +191,7 @@ def _check_or_error(image: Path, mask: Path, seg: Path | None):
                       max_size=3))
 def test_nifti_volumes_load_finite_in_range_or_one_error(tmp_path, pair, header, edits):
     image, mask = pair
-    n = next(_counter)
+    n = next(counter)
     img_path, mask_path = tmp_path / f"img{n}.nii", tmp_path / f"mask{n}.nii"
     if not (_save_nifti(img_path, image) and _save_nifti(mask_path, mask)):
         return
@@ -316,195 +269,13 @@ def test_metaimage_and_nifti_for_prepare_read_as_3d_finite_or_one_error(tmp_path
 
     from benchmark.data.prepare.steps import PrepareError, read_image
 
-    path = tmp_path / f"scan{next(_counter)}.mha"
+    path = tmp_path / f"scan{next(counter)}.mha"
     path.write_bytes(content)
     try:
         image = read_image(path, "sub-1", "t2")
     except PrepareError as err:
-        _clear(err, path)
+        clear(err, path)
         return
-    event("accepted")
+    note("accepted")
     array = sitk.GetArrayViewFromImage(image)
     assert image.GetDimension() == 3 and array.size > 0 and np.isfinite(array).all()
-
-
-# ---------------------------------------------------------------------------- TOML configs
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") \
-            if math.isinf(value) else repr(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-
-
-toml_scalars = st.one_of(st.booleans(), st.integers(-10 ** 20, 10 ** 20), st.floats(),
-                         st.text(max_size=8))
-toml_values = st.recursive(toml_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=2)),
-    max_leaves=5)
-AE_KEYS = ["lr", "latent_dim", "dropout", "residual", "width", "channels", "nonsense"]
-
-
-@st.composite
-def toml_config(draw) -> str:
-    tables = draw(st.dictionaries(st.sampled_from(["ae", "thresh", "methods", "cddpm"]),
-                                  st.one_of(st.dictionaries(st.sampled_from(AE_KEYS),
-                                                            toml_values, max_size=4),
-                                            toml_values), max_size=2))
-    lines = []
-    for name, body in tables.items():
-        if isinstance(body, dict):
-            lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]
-        else:
-            lines.insert(0, f"{name} = {_toml_value(body)}")
-    return "\n".join(lines) + draw(st.sampled_from(["", "\n[ae", "\nlr = = 1", "\n\x00"]))
-
-
-@FAST
-@given(text=toml_config(), suffix=st.sampled_from([".toml", ".json"]))
-# found: `methods = false` was an AttributeError; a [cddpm] table not in --methods was an
-# error that did not name the --config file
-@example(text="methods = false", suffix=".toml")
-@example(text="[cddpm]", suffix=".toml")
-def test_toml_configs_give_checked_hyperparameters_or_one_error(tmp_path, text, suffix):
-    from benchmark.cli import CliError, parse_overrides
-    from benchmark.registry import get_method
-
-    path = tmp_path / f"config{suffix}"
-    path.write_text(text if suffix == ".toml" else _json_of_toml(text))
-    try:
-        overrides = parse_overrides([], path, ["ae", "thresh"])
-    except CliError as err:
-        _clear(err, path)
-        return
-    for method, values in overrides.items():
-        resolved, problems = get_method(method).hparam_problems("smoke", values)
-        event("problems" if problems else "accepted")
-        assert all(isinstance(p, str) and p for p in problems)
-        if not problems:  # accepted values have their annotated types: no nan/inf
-            floats = [v for v in resolved.values() if isinstance(v, float)]
-            assert all(math.isfinite(v) for v in floats), resolved
-
-
-def _json_of_toml(text: str) -> str:
-    import tomllib
-
-    try:
-        return json.dumps(tomllib.loads(text), allow_nan=True)
-    except (tomllib.TOMLDecodeError, ValueError):
-        return text
-
-
-# ---------------------------------------------------------------------------- done.json
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
-                                     st.text(max_size=10)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=6), inner,
-                                                                   max_size=3)), max_leaves=6)
-done_records = st.one_of(
-    st.fixed_dictionaries({}, optional={
-        "checkpoint": st.one_of(st.sampled_from(["best-main.ckpt", "../../x.ckpt", "/etc/passwd",
-                                                 "", "sub/../best-main.ckpt"]), json_values),
-        "tags": st.one_of(st.dictionaries(st.text(max_size=6), json_values, max_size=3),
-                          json_values)}).map(json.dumps),
-    json_values.map(json.dumps), st.text(max_size=30))
-
-
-@FAST
-@given(text=done_records)
-# found: non-object tags and a non-string checkpoint were TypeErrors; tags holding a list
-# were accepted
-@example(text='{"tags": true}')
-@example(text='{"tags": {"": []}}')
-@example(text='{"checkpoint": true}')
-def test_done_json_gives_tags_and_a_checkpoint_inside_the_part_or_one_error(tmp_path, text):
-    from benchmark.rundir import RunDir
-
-    part = RunDir(tmp_path / "run").part("thresh", "t2", 0)
-    part.path.mkdir(parents=True, exist_ok=True)
-    (part.path / "best-main.ckpt").write_bytes(b"x")
-    part.done_path.write_text(text)
-    try:
-        tags = part.tags()
-        ckpt = part.checkpoint()
-    except (ValueError, FileNotFoundError) as err:
-        _clear(err, part.done_path, part.path)
-        return
-    event("accepted")
-    assert isinstance(tags, dict) and all(isinstance(k, str) for k in tags)
-    assert all(v is None or isinstance(v, (bool, int, float, str)) for v in tags.values())
-    assert part.path.resolve() in ckpt.resolve().parents
-
-
-# ---------------------------------------------------------------------------- run records
-metric_cells = st.one_of(st.floats(0, 1), st.floats(0, 1), st.floats(),
-                         st.sampled_from(["", "high", "0.5", "1e400"]), st.integers(-2, 2))
-
-
-@st.composite
-def per_volume_table(draw) -> pd.DataFrame:
-    n = draw(st.integers(1, 4))
-    frame = pd.DataFrame({
-        "method": ["thresh"] * n,
-        "fold": draw(st.lists(st.one_of(*[st.integers(0, 4)] * 6, st.integers(-1, 4),
-                                        st.floats(), st.just("x")), min_size=n, max_size=n)),
-        "dataset": ["Brats21"] * n, "sequence": ["t2"] * n,
-        "volume": [f"v{i}" for i in range(n)], "threshold_source": ["oracle"] * n,
-    })
-    for column in draw(st.lists(st.sampled_from(["auprc", "auroc", "dice", "ssim", "score"]),
-                                unique=True, min_size=1, max_size=3)):
-        frame[column] = draw(st.lists(metric_cells, min_size=n, max_size=n))
-    if draw(st.booleans()):
-        frame["tags"] = draw(st.lists(st.sampled_from(['{}', '{"ens": true}'] * 4 + ["[1]", "{",
-                                                                            "5"]),
-                                      min_size=n, max_size=n))
-    return frame
-
-
-@FAST
-@given(table=per_volume_table(), config=st.one_of(
-    json_values.map(json.dumps), *[st.just('{"data_root": "/x", "profile": {}}')] * 3))
-# found: a tags cell holding a number ('5') was a TypeError inside tag_keys
-@example(table=pd.DataFrame({"method": ["thresh"] * 2, "fold": [0, 1], "dataset": ["B"] * 2,
-                             "sequence": ["t2"] * 2, "volume": ["v0", "v1"],
-                             "threshold_source": ["oracle"] * 2, "auprc": [0.0, 0.0],
-                             "tags": ["{}", "5"]}),
-         config='{"data_root": "/x"}')
-def test_run_records_load_with_metrics_in_range_or_one_error(tmp_path, table, config):
-    from benchmark.leaderboard.load import load_run, metric_columns
-    from benchmark.validate import metric_problems
-
-    run = tmp_path / f"run{next(_counter)}"
-    run.mkdir()
-    table.to_csv(run / "per_volume.csv", index=False)
-    (run / "config.json").write_text(config)
-    try:
-        loaded = load_run(run)
-    except (ValueError, FileNotFoundError) as err:
-        _clear(err, run)
-        return
-    event("accepted")
-    frame = loaded.table("per_volume.csv")
-    assert metric_problems(frame, "per_volume.csv", str(run)) == []
-    for column in metric_columns(frame):
-        assert not np.isinf(frame[column].to_numpy(float)).any()
-    assert isinstance(loaded.configs[str(run)], dict)
-
-
-def test_a_run_config_without_its_data_root_is_one_error(tmp_path):
-    from benchmark.rundir import RunDir
-
-    run = RunDir(tmp_path / "run")
-    run.path.mkdir()
-    (run.path / "config.json").write_text('{"profile": {}}')
-    with pytest.raises(ValueError, match="config.json") as err:
-        run.data_config("t2", 0)
-    _clear(err.value, run.config_path)
