@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,16 @@ def _plain(value: Any, key: str) -> Any:
 
 
 def save(method: AnomalyMethod, path: Path) -> Path:
-    """A checkpoint for methods that never go through a Trainer (statistics only); atomic."""
-    with atomic_path(path) as tmp:
+    """A checkpoint for methods that never go through a Trainer (statistics only); atomic.
+
+    Written through a file object, not a file name: torch names the zip's inner folder
+    after the file it is given, and the temporary name holds a pid and a random token, so
+    two identical runs gave different bytes. Through a file object the folder is always
+    ``archive``: identical runs give identical checkpoints."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save({"state_dict": method.state_dict(),
                     "hyper_parameters": plain_hparams(method.hparams),
-                    "uad_method": method.name}, tmp)
+                    "uad_method": method.name}, fh)
     return Path(path)
 
 
@@ -71,11 +77,15 @@ def _read(path: Path, map_location: str = "cpu", trust: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip files since torch 1.6
+        raise CheckpointError(f"cannot read checkpoint {path}: it is not a PyTorch checkpoint "
+                              "(damaged, truncated, or another kind of file)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as err:
-        if trust:
-            raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        if trust or "GLOBAL" not in str(err).upper():  # a damaged pickle, not a foreign type
+            raise CheckpointError(f"cannot read checkpoint {path}: "
+                                  f"{str(err).strip().splitlines()[-1]}") from None
         detail = str(err).strip().splitlines()
         raise UnsafeCheckpointError(
             f"refusing to load checkpoint {path}: it holds objects other than tensors and "

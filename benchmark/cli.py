@@ -81,28 +81,35 @@ def parse_overrides(items: list[str], config: Path | None, methods: list[str]) -
     here a method that is not part of the run is an error (probably a typo).
     """
     out: dict[str, dict[str, Any]] = {}
+    where: dict[str, str] = {}  # method -> where its overrides came from
     if config is not None:
         if not config.is_file():
             raise CliError(f"--config: file not found: {config}")
-        text = config.read_text()
         try:
+            text = config.read_text()
             data = json.loads(text) if config.suffix == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise CliError(f"--config {config}: {exc}") from None
-        data = data.get("methods", data)
+        data = data.get("methods", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise CliError(f"--config {config}: expected tables of hyperparameters, e.g. "
+                           "[ae] latent_dim = 64 (JSON: {\"ae\": {\"latent_dim\": 64}})")
         for method, values in data.items():
             if not isinstance(values, dict):
                 raise CliError(f"--config {config}: [{method}] must be a table of hyperparameters")
             out.setdefault(method, {}).update(values)
+            where.setdefault(method, f"--config {config}")
     for item in items:
         key, sep, value = item.partition("=")
         method, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise CliError(f"--set {item!r}: expected METHOD.KEY=VALUE, e.g. ae.latent_dim=64")
         out.setdefault(method, {})[name] = value
+        where.setdefault(method, f"--set {item}")
     unknown = sorted(set(out) - set(methods))
     if unknown:
-        raise CliError(f"overrides for method(s) {unknown} that are not in --methods {methods}")
+        sources = "; ".join(f"{m!r} from {where[m]}" for m in unknown)
+        raise CliError(f"overrides for method(s) that are not in --methods {methods}: {sources}")
     return out
 
 
@@ -135,6 +142,15 @@ def _epochs(text: str | None) -> int | dict[str, int] | None:
                        "pretrain=20) with N >= 0") from None
 
 
+def _run_id(text: str, flag: str) -> str:
+    """A run id is one folder name under --out: never a path that leaves it or is --out."""
+    seps = [os.sep] + ([os.altsep] if os.altsep else [])
+    if text.strip() in ("", ".", "..") or any(sep in text for sep in seps):
+        raise CliError(f"{flag} {text!r}: a run id is one folder name inside --out (no "
+                       "'/', and not '.' or '..'); use --out to choose where runs go")
+    return text
+
+
 def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
     if args.data_root is not None:
         if not args.data_root.exists():
@@ -151,7 +167,7 @@ def _resolve_data_root(args: argparse.Namespace, profile) -> tuple[Path, str]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .profiles import get_profile
     from .rundir import new_run_id
-    from .runner import RunConfig, launch_rank, run_benchmark, summary_table
+    from .runner import RunConfig, launch_rank, run_benchmark, summary_legend, summary_table
     from .train import TrainerOptions
 
     # unknown methods, hyperparameters and cohorts are reported by benchmark.validate,
@@ -199,7 +215,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           volumes=args.curve_volumes or profile.curve_volumes)
     root, source = _resolve_data_root(args, profile)
     # DDP re-runs this command per device: the children must write into the same run.
-    run_id = args.run_id or os.environ.get("UAD_BENCH_RUN_ID") or new_run_id()
+    run_id = (_run_id(args.run_id, "--run-id") if args.run_id else
+              _run_id(os.environ["UAD_BENCH_RUN_ID"], "$UAD_BENCH_RUN_ID")
+              if os.environ.get("UAD_BENCH_RUN_ID") else new_run_id())
     os.environ["UAD_BENCH_RUN_ID"] = run_id
     run_dir = args.out / run_id
     cfg = RunConfig(
@@ -239,8 +257,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not table.empty:
         print(table.to_string())
     print(f"\nresults: {run_dir}  (per_volume.csv, per_dataset.csv, timings.csv)")
-    print("auprc: pooled over the test volumes; chance: the lesion prevalence, a random map's "
-          "AUPRC.")
+    for line in summary_legend(table):
+        print(line)
     if profile.name != "paper":
         print(f"The {profile.name} profile's numbers are not the paper's (CPU-sized networks "
               "and training); the converged reference board is leaderboard/synthetic-reference/.")
@@ -456,14 +474,25 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, RunLockedError,
             PartClaimedError) as exc:
-        if type(exc) is KeyError:
-            # a bare KeyError says only the key: a bug somewhere, not bad input. Say where.
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            message = (f"KeyError {exc} in {frame.name} ({Path(frame.filename).name}:"
-                       f"{frame.lineno}); python -m benchmark -v ... prints the traceback")
-        else:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return _user_error(exc, args.verbose)
+    except OSError as exc:  # disk full, permission denied, I/O error: the system, not the input
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+              + ". A run loses no finished part (each file is written whole or not at all): "
+              "fix this, then the same command with --resume continues it", file=sys.stderr)
+        return 4
+
+
+def _user_error(exc: Exception, verbose: bool) -> int:
+    if type(exc) is KeyError:
+        # a bare KeyError says only the key: a bug somewhere, not bad input. Say where.
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        message = (f"KeyError {exc} in {frame.name} ({Path(frame.filename).name}:"
+                   f"{frame.lineno}); python -m benchmark -v ... prints the traceback")
+    else:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    if verbose:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return 2

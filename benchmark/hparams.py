@@ -3,7 +3,8 @@
 Values arrive as strings (``--set ae.latent_dim=64``) or as TOML/JSON values (``--config``);
 either way they end as the annotated type or as an error naming the key, the expected type
 and the value: ``latent_dim = 2.5`` is refused, never truncated or passed on to fail deep
-inside a network. Closed choices (``Literal``) are checked with a "did you mean".
+inside a network (nor nan/inf, which pass as floats and fail in training). Closed choices
+(``Literal``) are checked with a "did you mean".
 
     coerce("latent_dim", "64", int)                   -> 64
     coerce("latent_dim", 2.5, int)                    -> HparamError
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -93,14 +95,19 @@ def coerce(key: str, value: Any, tp: Any, default: Any = None) -> Any:
                 pass
         raise _wrong(key, value, tp)
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 pass
-        raise _wrong(key, value, tp)
+        if number is None:
+            raise _wrong(key, value, tp)
+        if not math.isfinite(number):  # nan/inf pass a type check and fail deep in training
+            raise HparamError(f"hyperparameter {key!r}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

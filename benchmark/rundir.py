@@ -189,10 +189,15 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def read_json(path: Path) -> dict:
+    """A run record (config.json, environment.json, done.json, ...): a JSON object, or a
+    ValueError naming the file."""
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):  # bad input, reported as such (a ValueError: exit 2)
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")  # noqa: TRY004
+    return data
 
 
 # ---------------------------------------------------------------------------- tags
@@ -303,8 +308,15 @@ class Part:
         return read_json(self.done_path)
 
     def tags(self) -> dict[str, Any]:
-        """The method's result tags as recorded when the part finished."""
-        return dict(self.done().get("tags") or {})
+        """The method's result tags as recorded when the part finished: {name: plain
+        value}; anything else is a ValueError naming done.json."""
+        tags = self.done().get("tags") or {}
+        plain = (bool, int, float, str, type(None))
+        if not isinstance(tags, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, plain) for k, v in tags.items()):
+            raise ValueError(f"{self.done_path}: 'tags' must be an object of names and plain "
+                             f"values (e.g. {{\"pretrained\": false}}), got {tags!r}")
+        return dict(tags)
 
     def ids(self, **extra: Any) -> dict[str, Any]:
         """The identifying columns of this part's result rows."""
@@ -314,6 +326,8 @@ class Part:
     def checkpoint(self) -> Path:
         """The checkpoint the part was evaluated with (done.json), inside the part only."""
         name = self.done().get("checkpoint") if self.is_done() else None
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"{self.done_path}: 'checkpoint' must be a file name, got {name!r}")
         for candidate in ([name] if name else []) + ["best-main.ckpt"]:
             path = self.file(candidate)
             if path.is_file():
@@ -464,6 +478,9 @@ class RunDir:
 
         config = self.config()
         profile = config.get("profile", {})
+        if not isinstance(config.get("data_root"), str) or not isinstance(profile, dict):
+            raise ValueError(f"{self.config_path}: no 'data_root' (a path) and 'profile' (an "  # noqa: TRY004
+                             "object): not the config.json `benchmark run` writes")
         values = {"root": Path(config["data_root"]), "sequence": sequence, "fold": fold,
                       "fold_scheme": config.get("fold_scheme", "disjoint"),
                       "max_test_volumes": profile.get("max_test_volumes"),

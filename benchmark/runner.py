@@ -1,6 +1,6 @@
 """``benchmark run``: for each method x sequence x fold, train, infer, score, write.
 
-Before anything is written, :func:`benchmark.validate.check_run` reads everything the run
+Before anything is written, :func:`benchmark.validate.inspect_run` reads everything the run
 will read; a problem stops the run (exit 2) with no run directory. The launch then holds
 the run's lock (a second launch on the same run is refused, or waits with ``--wait``),
 and each part is claimed while it runs. Each finished (method, sequence, fold) part is
@@ -41,7 +41,7 @@ from .rundir import (
     tag_columns,
 )
 from .scoring import write_part_results
-from .train import TrainerOptions, fit, uses_gpu
+from .train import TrainerOptions, fit, untrained_stages, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ class RunConfig:
 CHANGES = "config_changes"  # config.json: settings changed by --allow-config-change resumes
 # settings that say how a launch runs or which parts it runs, not what a part computes:
 # free to differ on --resume (a run is often continued fold by fold or method by method)
+WARNINGS = "warnings"  # config.json: what the checks found legitimate but odd (this launch)
 LAUNCH_KEYS = ("resume", "run_dir", "wait", "allow_config_change", "trainer.progress",
-               "trainer.logger", "methods", "sequences", "folds", CHANGES)
+               "trainer.logger", "methods", "sequences", "folds", CHANGES, WARNINGS)
 
 
 class IncompleteRunError(RuntimeError):
@@ -136,6 +137,9 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
     tags = {**method.result_tags(), **data_tags(cfg.data_options)}
+    untrained = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
+    if untrained:  # --epochs 0: the rows must not pass for a trained method's
+        tags = {**tags, "untrained_stages": "+".join(untrained)}
     ids = part.ids(profile=cfg.profile.name, data_source=cfg.data_source, **tag_columns(tags))
     curves = None
     if cfg.curves.enabled:
@@ -187,20 +191,13 @@ def run_benchmark(cfg: RunConfig) -> Path:
     if launch_rank() != 0:  # a DDP worker: rank 0 checked, locked and records
         _run_parts(cfg, run, claim=False)
         return cfg.run_dir
-    from .validate import ValidationError, check_run
-
-    def check() -> None:
-        problems = check_run(cfg)
-        if problems:
-            raise ValidationError(problems)
-
     existing = run.path.is_dir()
     if not existing:
-        check()  # a new run: nothing is created unless everything checks out
+        warnings = checked(cfg)  # a new run: nothing is created unless everything checks out
     with run.launch_lock(wait=cfg.wait):  # an existing run in use is refused at once
         if existing:
-            check()
-        write_records(cfg, run)
+            warnings = checked(cfg)
+        write_records(cfg, run, warnings)
         try:
             with claim_threads(None, _device(cfg.trainer), say=_say):  # never oversubscribe
                 skipped = _run_parts(cfg, run, claim=True)
@@ -220,14 +217,24 @@ def start_run(cfg: RunConfig) -> RunDir:
     """What every other launcher (benchmark.launch) does before its first part, holding the
     run's launch lock: check everything the run reads (ValidationError, nothing written),
     then refuse to overwrite a run unless resuming with its settings, and write its records."""
-    from .validate import ValidationError, check_run
-
     run = RunDir(cfg.run_dir)
-    problems = check_run(cfg)
-    if problems:
-        raise ValidationError(problems)
-    write_records(cfg, run)
+    write_records(cfg, run, checked(cfg))
     return run
+
+
+def checked(cfg: RunConfig) -> list[str]:
+    """Check everything the run reads (ValidationError: nothing written); print each
+    warning once and return them for the run's records."""
+    import sys
+
+    from .validate import ValidationError, inspect_run
+
+    found = inspect_run(cfg)
+    if found.problems:
+        raise ValidationError(found.problems)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return [str(w) for w in found.warnings]
 
 
 def planned_parts(cfg: RunConfig) -> list[Part]:
@@ -237,11 +244,12 @@ def planned_parts(cfg: RunConfig) -> list[Part]:
     return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
 
 
-def write_records(cfg: RunConfig, run: RunDir) -> None:
-    """config.json + environment.json; under the lock, so the checks are authoritative."""
+def write_records(cfg: RunConfig, run: RunDir, warnings: list[str] | None = None) -> None:
+    """config.json (with this launch's ``warnings``) + environment.json; under the lock,
+    so the checks are authoritative."""
     from .validate import mismatch_message
 
-    config = cfg.to_json()
+    config = {**cfg.to_json(), WARNINGS: list(warnings or [])}
     if run.exists():
         if not cfg.resume:
             raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to "
@@ -294,30 +302,64 @@ def run_claimed(cfg: RunConfig, part: Part) -> bool:
         if part.is_done():
             return False
         part.clear()
-        if run_part(cfg, part) is not None:
-            part.run.collect()
+        try:
+            if run_part(cfg, part) is not None:
+                part.run.collect()
+        except OSError as err:  # e.g. a full disk: say which part it stopped in
+            if err.filename is None:
+                err.filename = str(part.path)
+            raise
         return True
 
 
+SUMMARY_LEGEND = {
+    "auprc_pooled": "AUPRC of one ranking of every scored voxel of the data set's test volumes "
+                    "(pooled, as Table 2)",
+    "auroc_pooled": "AUROC of that same pooled ranking",
+    "chance": "the pooled lesion prevalence: the AUPRC of a random map",
+    "dice_pooled": "Dice of the summed TP/FP/FN of the test volumes (pooled) at the threshold "
+                   "from [source]; oracle: chosen on the test set itself, an upper bound",
+    "auprc_mean": "mean over the test volumes of each volume's AUPRC (no per_dataset.csv)",
+    "auroc_mean": "mean over the test volumes of each volume's AUROC (no per_dataset.csv)",
+    "dice_mean": "mean over the test volumes of each volume's Dice at the threshold from "
+                 "[source]; oracle: chosen on the test set itself, an upper bound",
+}
+
+
 def summary_table(run: Path) -> pd.DataFrame:
-    """Per method x dataset: pooled AUPRC beside the test set's chance level (its lesion
-    prevalence: the AUPRC of a random map), mean AUROC, and mean Dice at each threshold
-    source. ``dice[oracle]`` is chosen on the test set: an upper bound."""
-    path = Path(run) / "per_volume.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    df = pd.read_csv(path)
+    """Per method x dataset, one statistic for every column: pooled over the test volumes
+    (per_dataset.csv: AUPRC, AUROC, the chance level, Dice at each threshold source), or,
+    for a run without per_dataset.csv, the mean over volumes, named ``*_mean``.
+    :func:`summary_legend` defines each column."""
     keys = ["method", "sequence", "dataset"]
-    ranking = df.groupby(keys)[["auprc", "auroc"]].mean()
-    pooled_path = Path(run) / "per_dataset.csv"
+    pooled_path, path = Path(run) / "per_dataset.csv", Path(run) / "per_volume.csv"
     if pooled_path.is_file():
-        pooled = pd.read_csv(pooled_path)
-        pooled = pooled[pooled["metric"].isin(["auprc_pooled", "prevalence"])]
-        pooled = pooled.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
-        ranking = pooled.rename(columns={"auprc_pooled": "auprc", "prevalence": "chance"}) \
-            .join(ranking[["auroc"]], how="right")
-    dice = df.pivot_table(index=keys, columns="threshold_source", values="dice", aggfunc="mean")
-    order = [s for s in ("oracle", "val", "fpr1", "fpr5", "fpr10") if s in dice.columns]
-    dice = dice[order + [c for c in dice.columns if c not in order]]
-    dice.columns = [f"dice[{c}]" for c in dice.columns]
-    return ranking.join(dice).round(4)
+        long = pd.read_csv(pooled_path)
+        names = {"auprc_pooled": "auprc_pooled", "auroc_pooled": "auroc_pooled",
+                 "prevalence": "chance", "dice_pooled": "dice_pooled"}
+        long = long[long["metric"].isin(names) & (long["dataset"] != "IXI")]
+        long = long.assign(column=[names[m] + (f"[{s}]" if m == "dice_pooled" else "")
+                                   for m, s in zip(long["metric"], long["threshold_source"])])
+        table = long.pivot_table(index=keys, columns="column", values="value", aggfunc="mean")
+        table.columns.name = None
+        stat = "pooled"
+    elif path.is_file():
+        df = pd.read_csv(path)
+        table = df.groupby(keys)[["auprc", "auroc"]].mean().add_suffix("_mean")
+        dice = df.pivot_table(index=keys, columns="threshold_source", values="dice",
+                              aggfunc="mean")
+        table = table.join(dice.rename(columns=lambda c: f"dice_mean[{c}]"))
+        stat = "mean"
+    else:
+        return pd.DataFrame()
+    first = [c for c in (f"auprc_{stat}", f"auroc_{stat}", "chance") if c in table.columns]
+    dice = [f"dice_{stat}[{s}]" for s in ("oracle", "val", "fpr1", "fpr5", "fpr10")
+            if f"dice_{stat}[{s}]" in table.columns]
+    rest = [c for c in table.columns if c not in first + dice]
+    return table[first + dice + rest].round(4)
+
+
+def summary_legend(table: pd.DataFrame) -> list[str]:
+    """One line per column of :func:`summary_table`: what it is (pooled or mean)."""
+    names = dict.fromkeys(c.split("[")[0] for c in table.columns)
+    return [f"{name}: {SUMMARY_LEGEND[name]}" for name in names if name in SUMMARY_LEGEND]

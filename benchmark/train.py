@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,16 @@ def stage_epochs(method: AnomalyMethod, stage: str, profile: Profile,
     return method.stage_epochs(stage, profile.name)
 
 
+def untrained_stages(method: AnomalyMethod, profile: Profile,
+                     override: int | dict[str, int] | None) -> list[str]:
+    """Stages an ``--epochs`` override sets to 0 although the method trains them under
+    ``profile``: the part is scored with those weights untrained (its rows say so)."""
+    if override is None or not method.requires_training:
+        return []
+    return [s for s in method.stages()
+            if stage_epochs(method, s, profile, override) <= 0 < method.stage_epochs(s, profile.name)]
+
+
 def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves | None
                 ) -> ModelCheckpoint:
     if select not in SELECTION:
@@ -200,6 +211,10 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         ckpt = _checkpoint(out_dir, stage, options.select, curves)
         resume = out_dir / RESUME_CHECKPOINT.format(stage=stage)
         resuming = resume.is_file()
+        if resuming and not zipfile.is_zipfile(resume):  # torn or overwritten: not unsafe
+            raise checkpoint.CheckpointError(
+                f"{resume}: damaged, not a PyTorch checkpoint; delete it to train this stage "
+                "from the start")
         first_epoch = _StartEpoch()
         trainer = L.Trainer(
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
@@ -235,6 +250,8 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             raise RuntimeError(f"{method.name}: stage {stage!r} produced no checkpoint in {out_dir}")
         checkpoint.load_weights(method, best)
         result.checkpoint = best
+    if not result.checkpoint.is_file():  # every stage skipped (--epochs 0): the weights as
+        result.checkpoint = checkpoint.save(method, result.checkpoint)  # built, on record
     result.train_seconds = time.perf_counter() - start + timer.restored
     if timer.all_durations:
         result.seconds_per_epoch = sum(timer.all_durations) / len(timer.all_durations)

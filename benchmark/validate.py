@@ -9,6 +9,14 @@ manifest, 3D, finite, image/mask/label on one grid, mask non-empty, label values
 cohort declares). Every problem goes into one report; the run then stops with exit status
 2 and no run directory. ``run --check`` does only this and prints what the run would do.
 
+Input that is legitimate but odd (``--epochs 0`` for a method that trains, a healthy
+training set too small to learn from) is a *warning*: printed once, and recorded in the
+run's ``config.json`` (``warnings``), so the numbers carry it.
+
+Metric tables are checked where they are written (scoring) and read (leaderboard):
+:func:`metric_problems` names the run, part, row and column of every value outside its
+range (:data:`METRIC_RANGES`).
+
 Volumes are checked in a thread pool (zlib, sha256 and numpy release the GIL): all of
 them, fully read, every time (docs/failures.md has the timings on the synthetic sets).
 """
@@ -21,6 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from .data import layout
 from .data.layout import DataLayoutError, VolumeRecord
 from .rundir import RunDir
@@ -29,6 +40,10 @@ if TYPE_CHECKING:
     from .runner import RunConfig
 
 MAX_SHOWN = 50  # problems printed; the rest are counted
+# fewer healthy training volumes per fold than this is warned about: the smallest set the
+# docs report a working run on is the synthetic quick set (32 per fold; real-mini: 38);
+# issue 28's probe trained an AE on 12 subjects to a healthy-test SSIM of 0.07
+MIN_TRAIN_VOLUMES = 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class RunCheck:
     """What :func:`inspect_run` found: problems, and what the run would do."""
 
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)   # legitimate but odd: recorded
     parts: dict[str, str] = field(default_factory=dict)     # part key -> "done" | "to run"
     data: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     # "<seq> fold<k>" -> {dataset: {split: volumes}}
@@ -88,6 +104,7 @@ class RunCheck:
             lines.append(f"  {where}: {sizes}")
         lines.append(f"checked {self.volumes} volume(s) fully ({self.workers} threads) in "
                      f"{self.volume_seconds:.1f} s; all checks {self.seconds:.1f} s")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -100,7 +117,7 @@ def inspect_run(cfg: RunConfig, workers: int | None = None) -> RunCheck:
     start = time.perf_counter()
     out = RunCheck()
     out.problems += _check_config(cfg)
-    out.problems += _check_methods(cfg)
+    out.problems += _check_methods(cfg, out.warnings)
     out.problems += _check_run_dir(cfg)
     records = _check_splits(cfg, out)
     out.workers = max(1, min(workers or os.cpu_count() or 1, 8))
@@ -110,6 +127,7 @@ def inspect_run(cfg: RunConfig, workers: int | None = None) -> RunCheck:
     out.volumes = len(records)
     out.parts = _parts(cfg)
     out.problems = list(dict.fromkeys(out.problems))  # one per problem, not per fold
+    out.warnings = list(dict.fromkeys(out.warnings))
     out.seconds = time.perf_counter() - start
     return out
 
@@ -134,8 +152,9 @@ def _check_config(cfg: RunConfig) -> list[Problem]:
     return problems
 
 
-def _check_methods(cfg: RunConfig) -> list[Problem]:
+def _check_methods(cfg: RunConfig, warnings: list[Problem]) -> list[Problem]:
     from .registry import UnknownMethodError, get_method
+    from .train import untrained_stages
 
     problems = []
     if not cfg.methods:
@@ -151,10 +170,17 @@ def _check_methods(cfg: RunConfig) -> list[Problem]:
         if found:
             continue
         try:  # weights that cannot be had, a choice a method checks itself, ...
-            cls(**resolved)
+            method = cls(**resolved)
         except Exception as err:  # noqa: BLE001 - any failure to build is a problem
             problems.append(Problem(f"method {name}", f"method {name} ({cfg.profile.name} "
                                     f"profile) cannot be built: {type(err).__name__}: {err}"))
+            continue
+        skipped = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
+        if skipped:
+            warnings.append(Problem("--epochs", (
+                f"--epochs {cfg.trainer.epochs}: {name} skips its training stage(s) "
+                f"{', '.join(skipped)}, so it is scored with untrained weights there; its "
+                f"rows are tagged untrained_stages={'+'.join(skipped)}")))
     return problems
 
 
@@ -232,6 +258,12 @@ def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
                 out.problems.append(Problem(f"--sequences {sequence}", (
                     f"no labelled test set for {sequence} in {cfg.data_root}: a {sequence} part "
                     "would be scored on healthy volumes only")))
+            pool = _healthy_pool(cfg, sequence, fold)
+            if pool < MIN_TRAIN_VOLUMES:
+                out.warnings.append(Problem(str(cfg.data_root), (
+                    f"{cfg.data_root}: the healthy training set of {where} has {pool} "
+                    f"volume(s), fewer than {MIN_TRAIN_VOLUMES}: too few to learn healthy "
+                    "anatomy from; read this run's numbers as a pipeline check, not a result")))
             out.data[where] = {d: {s: len(r) for s, r in splits.items()}
                                for d, splits in sets.items()}
             out.problems += _check_drop_last(cfg, len(data.records["train"]), where)
@@ -264,6 +296,12 @@ def _check_drop_last(cfg: RunConfig, n_train: int, where: str) -> list[Problem]:
         f"than the batch size {max(batches)}, so no batch would be trained"))]
 
 
+def _healthy_pool(cfg: RunConfig, sequence: str, fold: int) -> int:
+    """Healthy training volumes the data root holds for (sequence, fold), before a
+    profile's cap (a capped profile is a choice, a small data set is not)."""
+    return len(layout.healthy_splits(cfg.data_root, sequence, fold, cfg.fold_scheme)["train"])
+
+
 def _data_problem(err: Exception, where: str) -> Problem:
     text = str(err).strip('"')
     return Problem(where, text)
@@ -288,4 +326,91 @@ def _check_volumes(records: Iterable[VolumeRecord], workers: int) -> list[Proble
     return [p for p in found if p is not None]
 
 
-__all__ = ["Problem", "RunCheck", "ValidationError", "check_run", "inspect_run", "report"]
+# ---------------------------------------------------------------------------- metric tables
+_UNIT = (0.0, 1.0)
+# the range of every metric the protocol writes (benchmark.scoring); per_dataset.csv's
+# `<name>_pooled` / `<name>_mean` take the range of `<name>`, `<name>_std` [0, width]
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("auprc", "auroc", "dice", "best_dice", "precision", "recall",
+                     "detection_rate", "prevalence", "healthy_fpr", "lpips"), _UNIT),
+    "ssim": (-1.0, 1.0),
+    **dict.fromkeys(("l1", "l1_healthy", "l1_anomalous", "l1_ratio", "kl_divergence"),
+                    (0.0, np.inf)),
+}
+# per_dataset.csv metrics that are never NaN for a scored labelled test set (NaN: it has no
+# lesion voxel, or no healthy one, in the scored region)
+DEFINED = ("auprc_pooled", "auroc_pooled", "prevalence")
+
+
+class MetricError(ValueError):
+    """Result values outside their range; the message names run, part, line and column."""
+
+
+def check_metrics(tables: dict[str, pd.DataFrame], where: str) -> None:
+    """Raise :class:`MetricError` listing every bad value of ``tables`` ({file name: table})."""
+    problems = [p for name, frame in tables.items() for p in metric_problems(frame, name, where)]
+    if problems:
+        raise MetricError("; ".join(str(p) for p in problems[:MAX_SHOWN]))
+
+
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The allowed [low, high] of a metric column or per_dataset.csv metric name."""
+    if name in METRIC_RANGES:
+        return METRIC_RANGES[name]
+    for suffix in ("_pooled", "_mean"):
+        if name.endswith(suffix) and name[: -len(suffix)] in METRIC_RANGES:
+            return METRIC_RANGES[name[: -len(suffix)]]
+    if name.endswith("_std") and name[:-4] in METRIC_RANGES:
+        low, high = METRIC_RANGES[name[:-4]]
+        return 0.0, high - low
+    return None
+
+
+def metric_problems(frame: pd.DataFrame, table: str, where: str) -> list[Problem]:
+    """Every metric value of a result table outside its range: not a number, +-inf, below
+    or above its :data:`METRIC_RANGES` bounds, or NaN where it must be defined (``DEFINED``).
+    NaN elsewhere is a metric undefined for that row (e.g. a volume without lesion voxels
+    has no per-volume AUPRC): allowed. ``where``: the run directory (or part) named."""
+    if frame.empty:
+        return []
+    long = "metric" in frame.columns and "value" in frame.columns
+    checks = ([(m, frame.index[frame["metric"].astype(str) == m], "value")
+               for m in frame["metric"].astype(str).unique()] if long else
+              [(c, frame.index, c) for c in frame.columns])
+    problems = []
+    for name, rows, column in checks:
+        bounds = metric_range(name)
+        if bounds is None or len(rows) == 0:
+            continue
+        raw = frame.loc[rows, column]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+        bad = (raw.notna().to_numpy() & np.isnan(values)) | np.isinf(values) \
+            | (values < bounds[0]) | (values > bounds[1])
+        if long and name in DEFINED:
+            bad |= np.isnan(values)
+        for i in np.flatnonzero(bad)[:3]:
+            problems.append(Problem(where, _metric_message(frame, rows[i], name, column,
+                                                           raw.iloc[i], bounds, where, table)))
+        if bad.sum() > 3:
+            problems.append(Problem(where, f"{where}: {table}: {int(bad.sum()) - 3} more "
+                                    f"bad value(s) of {name}"))
+    return problems
+
+
+def _metric_message(frame, row, name, column, value, bounds, where, table) -> str:
+    r = frame.loc[row]
+    part = "/".join(str(r[c]) if c != "fold" else f"fold{r[c]}"
+                    for c in ("method", "sequence", "fold") if c in frame.columns)
+    what = ", ".join(f"{c} {r[c]}" for c in ("dataset", "volume", "threshold_source")
+                     if c in frame.columns and str(r[c]) not in ("", "nan"))
+    label = f"metric {name} (column value)" if column == "value" else f"column {name}"
+    low, high = bounds
+    shown = repr(value) if isinstance(value, str) else f"{float(value):g}"
+    return (f"{where}: {table} line {int(frame.index.get_loc(row)) + 2}: {label} = {shown} "
+            f"is outside its range [{low:g}, {high:g}] (must be a finite number there"
+            f"{', never NaN' if name in DEFINED else ''}); part {part or '?'}"
+            f"{', ' + what if what else ''}")
+
+
+__all__ = ["METRIC_RANGES", "MetricError", "Problem", "RunCheck", "ValidationError",
+           "check_metrics", "check_run", "inspect_run", "metric_problems", "report"]

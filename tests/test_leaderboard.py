@@ -62,7 +62,8 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                         pv.append({"method": m, "fold": f, "dataset": d, "sequence": SEQ[d],
                                        "volume": vol, "threshold_source": src,
                                        "auprc": s, "auroc": 0.9, "threshold": 0.5,
-                                       "dice": s - (0.1 if src == "oracle" else 0.15),
+                                       # >= 0 on every row: a Dice below 0 is refused
+                                       "dice": s - (0.1 if src == "oracle" else 0.12),
                                        "lesion_voxels": 100 + v,
                                        "postprocess": "erode3d+median5+cc7", "auc_region": "brain",
                                        "protocol_version": protocol, "profile": "quick"})
@@ -140,7 +141,7 @@ def test_means_stds_and_fold_values(built):
     dice = select(board, entry="good", dataset="BraTS21", metric="dice", level="volume")
     assert sorted(dice["threshold_source"]) == ["oracle", "val"]
     assert float(select(dice, threshold_source="val")["mean"].iloc[0]) == pytest.approx(
-        np.mean([fold_mean("BraTS21", "good", f) for f in range(FOLDS)]) - 0.15)
+        np.mean([fold_mean("BraTS21", "good", f) for f in range(FOLDS)]) - 0.12)
     expected = [fold_mean("BraTS21", "good", f) for f in range(FOLDS)]
     assert float(row["mean"].iloc[0]) == pytest.approx(np.mean(expected), abs=1e-12)
     assert float(row["std"].iloc[0]) == pytest.approx(np.std(expected, ddof=1), abs=1e-12)

@@ -62,7 +62,8 @@ def test_loading_leaves_the_global_rng_alone(tmp_path):
     # a part's training would depend on whether an earlier part had loaded the same volumes.
     mask = np.zeros(TARGET_SHAPE, bool)
     mask[20:76, 20:76, 10:40] = True
-    record = _record(tmp_path, np.where(mask, 150.0, 0), mask)
+    image = np.where(mask, np.random.default_rng(0).uniform(100, 200, TARGET_SHAPE), 0)
+    record = _record(tmp_path, image, mask)  # not constant: that is an error (below)
     torch.manual_seed(0)
     load_volume(record)                           # a miss: reads the file
     after_miss = torch.rand(3)

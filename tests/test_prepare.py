@@ -321,6 +321,18 @@ def test_real_splits_and_layout(prepared_real):
 
 
 @pytest.mark.slow
+def test_real_scans_look_like_their_sequence(prepared_real):
+    """The modality check (modality.py) on real scans: the IXI T1 looks like a T1, the MS
+    FLAIR is between T1 and T2 (no opinion), and neither is warned about."""
+    data, _ = prepared_real
+    ixi = json.loads((data / ".prepare/IXI/IXI012-HH-1211.json").read_text())
+    ms = json.loads((data / ".prepare/MSLUB/patient07.json").read_text())
+    assert ixi["tissue_contrast"]["t1"]["looks_like"] == "t1"
+    assert ms["tissue_contrast"]["flair"]["looks_like"] is None
+    assert not any("does not look like" in w for r in (ixi, ms) for w in r.get("warnings", []))
+
+
+@pytest.mark.slow
 def test_real_deterministic(prepared_real, tmp_path):
     data, raw_ixi = prepared_real
     sub = discover(raw_ixi, COHORTS["ixi"])["IXI012-HH-1211"]

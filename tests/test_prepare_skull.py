@@ -42,17 +42,19 @@ def test_auto_order(monkeypatch):
     monkeypatch.setattr(skull, "hdbet_available", lambda: False)
     monkeypatch.setattr(skull, "deepbet_available", lambda: True)
     pick = skull.resolve_skull_strip
-    assert pick("auto", head_img, has_user_mask=True, has_t1=True) == "deepbet"
-    assert pick("auto", head_img, has_user_mask=True, has_t1=False) == "mask"  # T2 only
+    # the user's masks win over any installed tool; a tool only when named
+    assert pick("auto", head_img, has_user_mask=True, has_t1=True) == "mask"
+    assert pick("deepbet", head_img, has_user_mask=True, has_t1=True) == "deepbet"
+    assert pick("auto", head_img, has_user_mask=False, has_t1=True) == "deepbet"
+    assert pick("auto", head_img, has_user_mask=False, has_t1=False) == "template"  # T2 only
     assert pick("auto", brain_img, has_user_mask=False, has_t1=True) == "nonzero"  # stripped
-    assert pick("auto", head_img, has_user_mask=True, has_t1=True) == "deepbet"
-    assert pick("mask", head_img, has_user_mask=True, has_t1=True) == "mask"  # explicit
     monkeypatch.setattr(skull, "deepbet_available", lambda: False)
     assert pick("auto", head_img, has_user_mask=False, has_t1=True) == "template"
     with pytest.raises(RuntimeError, match="deepbet is not installed"):
         pick("deepbet", head_img, has_user_mask=False, has_t1=True)
     monkeypatch.setattr(skull, "hdbet_available", lambda: True)
-    assert pick("auto", head_img, has_user_mask=True, has_t1=True) == "hdbet"
+    assert pick("auto", head_img, has_user_mask=False, has_t1=True) == "hdbet"
+    assert pick("auto", head_img, has_user_mask=True, has_t1=True) == "mask"
 
 
 def test_template_fallback_warns_in_the_record(tmp_path, monkeypatch):

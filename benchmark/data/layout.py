@@ -173,23 +173,48 @@ def read_split(csv: Path) -> pd.DataFrame:
     """Read one split CSV, checking its columns; an empty or malformed file raises."""
     if not csv.is_file():
         raise DataLayoutError(f"split file not found: {csv}")
-    try:
-        df = pd.read_csv(csv)
-    except pd.errors.EmptyDataError:
-        raise DataLayoutError(f"split file is empty: {csv}") from None
-    df = df.drop(columns=[c for c in df.columns if c.startswith("Unnamed")])
+    df = _read_csv(csv)
+    df = df.drop(columns=[c for c in df.columns if str(c).startswith("Unnamed")])
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataLayoutError(f"{csv}: missing column(s) {missing}; has {list(df.columns)}")
     if df.empty:
         raise DataLayoutError(f"split file has no rows: {csv}")
+    for column in REQUIRED_COLUMNS:
+        blank = df[column].isna() | (df[column].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(blank.to_numpy().argmax())
+            raise DataLayoutError(f"{csv}: {column} is empty in row {row + 1} (of {len(df)})")
+    names = df["img_name"].astype(str)
+    if names.duplicated().any():
+        raise DataLayoutError(f"{csv}: img_name {names[names.duplicated()].iloc[0]!r} appears "
+                              "twice; a volume is listed once per split")
     return df
 
 
-def _resolve(ddir: Path, rel: object, csv: Path, column: str) -> Path:
+def _read_csv(csv: Path) -> pd.DataFrame:
+    """pandas' reading of a split CSV; an empty, malformed or non-UTF-8 file is a
+    DataLayoutError naming it."""
+    try:
+        return pd.read_csv(csv)
+    except pd.errors.EmptyDataError:
+        raise DataLayoutError(f"split file is empty: {csv}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise DataLayoutError(f"{csv}: not a readable CSV file ({detail})") from None
+
+
+def _resolve(ddir: Path, rel: object, csv: Path, column: str, row: object = None) -> Path:
+    """A split CSV's path joined to ``Data/``; it must stay inside ``Data/`` (checked on the
+    text, so a data root made of symbolic links still reads)."""
+    where = f"{csv}: row {row}, {column}" if row is not None else f"{csv}: {column}"
     if not isinstance(rel, str) or not rel.strip():
-        raise DataLayoutError(f"{csv}: empty {column}")
-    return ddir / rel.strip().lstrip("/")
+        raise DataLayoutError(f"{where} is empty or not a path: {rel!r}")
+    clean = os.path.normpath(rel.strip().lstrip("/"))
+    if clean == ".." or clean.startswith(".." + os.sep) or os.path.isabs(clean):
+        raise DataLayoutError(f"{where} {rel!r} leaves the data directory {ddir}; paths "
+                              "are relative to Data/ (e.g. /Test/Brats21/t2/x_t2.nii.gz)")
+    return ddir / clean
 
 
 def _to_sequence(path: str, sequence: str) -> str:
@@ -204,6 +229,26 @@ def sequence_of(path: str) -> str | None:
         if seq in parts:
             return seq
     return None
+
+
+def split_sequence(csv: Path, df: pd.DataFrame) -> str:
+    """The one sequence of a labelled split: every row's img_path must name the same
+    sequence folder (a row without one, e.g. image and label columns swapped, or a CSV
+    mixing sequences is an error naming the row, never a cohort that silently drops out)."""
+    seen: dict[str, str] = {}
+    for name, path in zip(df["img_name"].astype(str), df["img_path"]):
+        seq = sequence_of(str(path))
+        if seq is None:
+            raise DataLayoutError(
+                f"{csv}: row {name}: img_path {path!r} has no sequence folder "
+                f"({'/'.join(IMAGE_SEQUENCES)}), e.g. /Test/<Set>/t2/<name>_t2.nii.gz "
+                "(image and label columns swapped?)")
+        seen.setdefault(seq, name)
+    if len(seen) > 1:
+        rows = ", ".join(f"{seq} (row {name})" for seq, name in seen.items())
+        raise DataLayoutError(f"{csv}: img_path mixes sequences: {rows}; one split CSV "
+                              "holds one sequence")
+    return next(iter(seen))
 
 
 def label_rules(ddir: Path) -> dict[str, LabelRule]:
@@ -249,11 +294,11 @@ def records(ddir: Path, df: pd.DataFrame, csv: Path, cohort: str, sequence: str,
             seg_rel = getattr(row, "seg_path", None)
             if not isinstance(seg_rel, str):
                 raise DataLayoutError(f"{csv}: volume {row.img_name} has no seg_path")
-            seg = _resolve(ddir, seg_rel, csv, "seg_path")
+            seg = _resolve(ddir, seg_rel, csv, "seg_path", row.img_name)
         out.append(VolumeRecord(
             name=str(row.img_name), cohort=cohort, sequence=sequence,
-            image=_resolve(ddir, row.img_path, csv, "img_path"),
-            mask=_resolve(ddir, row.mask_path, csv, "mask_path"), seg=seg,
+            image=_resolve(ddir, row.img_path, csv, "img_path", row.img_name),
+            mask=_resolve(ddir, row.mask_path, csv, "mask_path", row.img_name), seg=seg,
             site=_site(getattr(row, "site", None)), labels=rule,
         ))
     return out
@@ -282,7 +327,7 @@ def _ixi_frame(ddir: Path, csv: Path, sequence: str) -> pd.DataFrame:
 
 
 def read_split_names(csv: Path) -> list[str]:
-    df = pd.read_csv(csv)
+    df = _read_csv(csv)
     if "img_name" not in df.columns:
         raise DataLayoutError(f"{csv}: expected an img_name column, has {list(df.columns)}")
     return df["img_name"].astype(str).tolist()
@@ -341,8 +386,7 @@ def unhealthy_cohorts(root: Path, sequence: str) -> list[str]:
         cohort = csv.name[: -len("_test.csv")]
         if cohort == HEALTHY_COHORT:
             continue
-        df = read_split(csv)
-        if sequence_of(str(df["img_path"].iloc[0])) == sequence:
+        if split_sequence(csv, read_split(csv)) == sequence:
             names.append(cohort)
     return names
 
@@ -375,7 +419,4 @@ def unhealthy_split(root: Path, cohort: str, split: Literal["val", "test"]) -> l
     ddir = data_dir(root)
     csv = split_file(ddir / "splits", f"{cohort}_{split}")
     df = read_split(csv)
-    seq = sequence_of(str(df["img_path"].iloc[0]))
-    if seq is None:
-        raise DataLayoutError(f"{csv}: cannot tell the sequence from img_path {df['img_path'].iloc[0]}")
-    return records(ddir, df, csv, cohort, seq, labelled=True)
+    return records(ddir, df, csv, cohort, split_sequence(csv, df), labelled=True)

@@ -8,9 +8,13 @@ Each volume is read once per process and kept in memory.
 
 What is read is checked, and a problem is a DataLayoutError naming the file: a file listed
 in its data root's manifest must match its sha256 (:mod:`benchmark.data.manifest`);
-volumes must be 3D, finite, image/mask/label on one grid, the mask non-empty; label
-values must follow the cohort's :class:`~benchmark.data.layout.LabelRule` (0/1 unless
-declared). :func:`check_volume` runs these checks without resampling (``run --check``).
+volumes must be 3D, non-empty, finite, real-valued, image/mask/label on one voxel grid
+(shape and affine: voxel size, origin, orientation), the image not constant inside its
+mask, the mask non-empty after the scoring's erosion (a mask the protocol erodes away
+scores nothing but a number), and a labelled volume's mask must hold healthy voxels too;
+label values must follow the cohort's :class:`~benchmark.data.layout.LabelRule` (0/1
+unless declared). :func:`check_volume` runs these checks (``run`` and ``run --check``
+before anything is written).
 
 Arrays are (H, W, D) with the axial axis last; a slice batch is (B, 1, H, W).
 """
@@ -51,23 +55,56 @@ class Volume:
         return torch.from_numpy(self.image).permute(2, 0, 1).unsqueeze(1).contiguous()
 
 
+MAX_VOXELS = 512 ** 3  # a header claiming more is not a brain volume (and would fill memory)
+# the default scoring protocol's erosion (benchmark.postprocess.PostProcess)
+SCORING_EROSION = {"iterations": 3, "mode": "2d"}
+
+
 def _read(path: Path, what: str, volume: str) -> tio.Image:
     if not path.is_file():
         raise DataLayoutError(f"{what} of volume {volume} not found: {path}")
     manifest.check_file(path)
     try:
         img = nib.load(str(path))
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        shape = tuple(int(n) for n in img.shape)
+        if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+            raise DataLayoutError(f"{path}: expected a 3D volume, got shape {shape}")
+        if min(shape) < 1 or int(np.prod(shape, dtype=np.int64)) > MAX_VOXELS:
+            raise DataLayoutError(f"{path}: {what} of shape {shape} is empty or implausibly "
+                                  f"large (more than {MAX_VOXELS:,} voxels)")
+        if np.issubdtype(img.get_data_dtype(), np.complexfloating) or \
+                img.get_data_dtype().fields is not None:
+            raise DataLayoutError(f"{path}: voxels of type {img.get_data_dtype()} are not "
+                                  "real numbers")
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape[:3])
+    except DataLayoutError:
+        raise
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for corrupt files
-        raise DataLayoutError(f"cannot read {what} of volume {volume} ({path}): {exc}") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise DataLayoutError(f"{path}: expected a 3D volume, got shape {data.shape}")
+        raise DataLayoutError(f"cannot read {what} of volume {volume} ({path}): "
+                              f"{type(exc).__name__}: {exc}") from None
     if not np.isfinite(data).all():
         raise DataLayoutError(f"{path}: {int((~np.isfinite(data)).sum())} NaN/inf voxels")
+    affine = img.affine
+    if affine is None or not np.isfinite(affine).all() or \
+            abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+        raise DataLayoutError(f"{path}: the header's voxel-to-world affine is not usable "
+                              f"(zero voxel size or NaN): {np.round(affine, 3).tolist()}")
     cls = tio.ScalarImage if what == "image" else tio.LabelMap
-    return cls(tensor=torch.from_numpy(data)[None], affine=img.affine)
+    return cls(tensor=torch.from_numpy(data)[None], affine=affine)
+
+
+def _same_grid(image: tio.Image, other: tio.Image) -> bool:
+    """One voxel grid: the same shape and affine (voxel size and orientation to 1e-3,
+    origin to 0.01 mm; as ``data prepare`` checks a raw label against its image)."""
+    a, b = image.affine, other.affine
+    return (image.spatial_shape == other.spatial_shape
+            and np.allclose(a[:3, :3], b[:3, :3], atol=1e-3)
+            and np.allclose(a[:3, 3], b[:3, 3], atol=1e-2))
+
+
+def _grid(image: tio.Image) -> str:
+    return (f"shape {image.spatial_shape}, voxel size {np.round(image.spacing, 3).tolist()} mm, "
+            f"origin {np.round(image.origin, 2).tolist()}")
 
 
 def _subject(record: VolumeRecord) -> tio.Subject:
@@ -83,18 +120,76 @@ def _subject(record: VolumeRecord) -> tio.Subject:
                 f"{path}: {key} shape {parts[key].spatial_shape} does not match its image "
                 f"{record.image} shape {shape}"
             )
+        if key in parts and not _same_grid(parts["image"], parts[key]):
+            path = record.mask if key == "mask" else record.seg
+            raise DataLayoutError(
+                f"{path}: {key} is not on its image's voxel grid ({_grid(parts[key])}; image "
+                f"{record.image}: {_grid(parts['image'])}): the two would be scored as if "
+                "aligned. Resample one onto the other (data prepare does)")
     if "seg" in parts:
         record.labels.check(parts["seg"].data.numpy(), record.seg, record.cohort)
     return tio.Subject(**parts)
 
 
-def check_volume(record: VolumeRecord) -> tuple[int, int, int]:
-    """Every check :func:`load_volume` makes, without resampling or keeping anything:
-    files readable and matching the manifest, 3D, finite, one grid, labels valid, mask
-    non-empty. Returns the image's shape; raises DataLayoutError naming the file."""
-    subject = _subject(record)
-    if not subject["mask"].data.any():
+def _check_image(record: VolumeRecord, image: np.ndarray, mask: np.ndarray) -> None:
+    """image: (H, W, D) float; mask: (H, W, D) bool, non-empty. Raises DataLayoutError."""
+    low, high = np.percentile(image[mask], (1, 99))
+    if np.isclose(low, high):
+        raise DataLayoutError(
+            f"{record.image}: the image of {record.name} is constant inside its brain mask "
+            f"(1st and 99th percentile {low:g}): it cannot be normalised or scored")
+
+
+def _check_mask(record: VolumeRecord, mask: np.ndarray, seg: np.ndarray | None) -> None:
+    """mask, seg: (H, W, D) bool on the grid the volume is scored on. Raises
+    DataLayoutError naming the file."""
+    from ..postprocess import erode_brain_mask
+
+    if not mask.any():
         raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
+    if not erode_brain_mask(mask, **SCORING_EROSION).any():
+        raise DataLayoutError(
+            f"{record.mask}: the brain mask of {record.name} ({int(mask.sum())} voxels at "
+            f"{mask.shape}) is empty after the scoring's erosion (3 times, 2D per slice): "
+            "every score of this volume would be a constant (is this a brain mask?)")
+    if seg is not None and not (mask & ~seg).any():
+        raise DataLayoutError(
+            f"{record.mask}: every brain voxel of {record.name} is lesion in {record.seg}: "
+            "with no healthy voxel its AUROC is undefined (is the mask the lesion label?)")
+
+
+def _resize(target: tuple[int, int, int]) -> tio.Transform:
+    """Files not at ``target``: ``CropOrPad(2 * target)`` then ``Resample(2)`` (B-spline
+    for images, nearest neighbour for labels), as the reference loads 1 mm files."""
+    return tio.Compose([
+        tio.CropOrPad(tuple(2 * s for s in target)),
+        tio.Resample(2, image_interpolation="bspline", label_interpolation="nearest"),
+    ])
+
+
+def check_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE
+                 ) -> tuple[int, int, int]:
+    """Every check :func:`load_volume` makes, without keeping anything: files readable and
+    matching the manifest, 3D, finite, one grid, labels valid, the image not constant in
+    its mask, the mask as :func:`_check_mask` asks on the grid it is scored on (a file not
+    at ``target`` has its mask and label resampled: nearest neighbour, cheap). Returns the
+    image's shape as read; raises DataLayoutError naming the file."""
+    subject = _subject(record)
+    mask = subject["mask"].data[0].numpy() > 0
+    if not mask.any():
+        raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
+    _check_image(record, subject["image"].data[0].numpy(), mask)
+    labels = tio.Subject(**{k: subject[k] for k in ("mask", "seg") if k in subject})
+    if subject["image"].spatial_shape != target:
+        labels = _resize(target)(labels)
+        if labels["mask"].spatial_shape != target:
+            raise DataLayoutError(
+                f"{record.image}: shape {subject['image'].spatial_shape} at voxel size "
+                f"{np.round(subject['image'].spacing, 3).tolist()} mm gives "
+                f"{labels['mask'].spatial_shape} after CropOrPad and Resample(2), expected "
+                f"{target} (files are read at 1 mm, or at 2 mm as {target})")
+    seg = record.labels.lesion_mask(labels["seg"].data[0].numpy()) if "seg" in labels else None
+    _check_mask(record, labels["mask"].data[0].numpy() > 0, seg)
     return tuple(subject["image"].spatial_shape)
 
 
@@ -115,23 +210,19 @@ def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     if record.smoothing != "none":
         smooth_image(subject["image"], record.smoothing)
     if subject["image"].spatial_shape != target:
-        resize = tio.Compose([
-            tio.CropOrPad(tuple(2 * s for s in target)),
-            tio.Resample(2, image_interpolation="bspline", label_interpolation="nearest"),
-        ])
-        subject = resize(subject)
+        subject = _resize(target)(subject)
         if subject["image"].spatial_shape != target:
             raise DataLayoutError(
                 f"{record.image}: shape {subject['image'].spatial_shape} after CropOrPad and "
                 f"Resample(2), expected {target} (is the file at 1 mm?)"
             )
     mask = subject["mask"].data[0].numpy() > 0
-    if not mask.any():
-        raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
+    seg = record.labels.lesion_mask(subject["seg"].data[0].numpy()) if "seg" in subject else None
+    _check_mask(record, mask, seg)
+    _check_image(record, subject["image"].data[0].numpy(), mask)
     rescale = tio.RescaleIntensity(out_min_max=(0, 1), percentiles=(1, 99), masking_method="mask")
     image = rescale(subject)["image"].data[0].numpy().astype(np.float32)
     image = np.clip(image, 0.0, 1.0) * mask  # skull-stripped: background is 0
-    seg = record.labels.lesion_mask(subject["seg"].data[0].numpy()) if "seg" in subject else None
     return Volume(record, np.ascontiguousarray(image), mask, seg)
 
 

@@ -122,22 +122,46 @@ def _tag_text(value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _read_csv(path: Path, name: str) -> pd.DataFrame:
+def _read_csv(path: Path, name: str, run_dir: Path) -> pd.DataFrame:
+    """One results table, checked: its columns, integer folds, readable tags, and every
+    metric in its range (:func:`benchmark.validate.metric_problems`), so that a damaged
+    or hand-edited number never reaches a table."""
+    from ..validate import MetricError, metric_problems
+
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path}: file is empty") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV table ({err})") from None
     missing = [c for c in SCHEMAS[name] if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing required column(s) {missing}; "
                          f"found {list(df.columns)}")
+    if TAGS_COLUMN in df.columns:
+        for i, text in enumerate(df[TAGS_COLUMN]):
+            try:
+                ok = isinstance(decode_tags(text), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"{path} line {i + 2}: column {TAGS_COLUMN} {text!r} is not "
+                                 "a JSON object of result tags")
     if name == "per_volume.csv" and not metric_columns(df):
         raise ValueError(f"{path}: no numeric metric column (e.g. auprc, dice)")
-    for col in ("sequence", "threshold_source", "hardware", "volume"):
+    for col in ("method", "dataset", "sequence", "threshold_source", "hardware", "volume"):
         if col in df.columns:
             df[col] = df[col].fillna("").astype(str)
     if "fold" in df.columns:
-        df["fold"] = df["fold"].astype(int)
+        folds = pd.to_numeric(df["fold"], errors="coerce")
+        bad = folds.isna() | (folds % 1 != 0) | (folds < 0) | (folds > 999)
+        if bad.any():
+            raise ValueError(f"{path} line {int(bad.to_numpy().argmax()) + 2}: fold "
+                             f"{df['fold'][bad].iloc[0]!r} is not a fold number")
+        df["fold"] = folds.astype(int)
+    problems = metric_problems(df, name, str(run_dir))
+    if problems:
+        raise MetricError("; ".join(str(p) for p in problems))
     return df
 
 
@@ -150,7 +174,7 @@ def load_run(run_dir: str | Path) -> RunSet:
     for name in SCHEMAS:
         path = run.find_table(name)
         if path is not None:
-            df = _read_csv(path, name)
+            df = _read_csv(path, name, run_dir)
             df["run_dir"] = str(run_dir)
             df["entry"] = entry_names(df)
             tables[name] = df

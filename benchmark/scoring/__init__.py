@@ -77,7 +77,10 @@ def score_all(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None):
 
 def part_tables(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None
                 ) -> dict[str, pd.DataFrame]:
-    """Every result table of a part, scored from its cached maps: {file name: table}."""
+    """Every result table of a part, scored from its cached maps: {file name: table}.
+    Every metric is range-checked (:func:`benchmark.validate.check_metrics`: MetricError
+    naming the part, line and column) before anyone can write it."""
+    from ..validate import check_metrics
     from .domain_shift import score_domain_shift
 
     per_volume, per_dataset, recon = score_all(part, sets, ids, opts)
@@ -87,6 +90,7 @@ def part_tables(part, sets: Sets, ids: dict, opts: ScoringOptions | None = None
     shift = score_domain_shift(part, sets, ids, opts)
     if not shift.empty:
         tables["domain_shift.csv"] = shift
+    check_metrics(tables, str(part.path))
     return tables
 
 
@@ -94,8 +98,9 @@ def write_part_results(part, sets: Sets, ids: dict, opts: ScoringOptions | None 
                        ) -> dict[str, pd.DataFrame]:
     """Score a part's cached maps and write its result tables (the one writer of them).
 
-    Everything is scored before anything is written, so a failure leaves the part's
-    previous tables as they were. Returns what was written.
+    Everything is scored and range-checked (:func:`part_tables`) before anything is
+    written, so a failure leaves the part's previous tables as they were. Returns what
+    was written.
     """
     tables = part_tables(part, sets, ids, opts)
     for name, frame in tables.items():

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..data.layout import VolumeRecord
 from ..data.loader import load_volume
+from ..postprocess import erode_brain_mask
 from . import ScoringOptions, Sets
 
 
@@ -70,6 +71,11 @@ class PartMaps:
                 return None
             vols = [load_volume(r) for r in self.records(dataset, split)]
             pp, backend = self.opts.postprocess, self.opts.median_backend
+            for v in vols:  # loading checks the default erosion; these settings may differ
+                if pp.brain_mask and not erode_brain_mask(v.mask, pp.erode_iterations,
+                                                          pp.erode_mode).any():
+                    raise MapsError(f"{v.record.mask}: the brain mask of {v.name} is empty "
+                                    f"after the post-processing's erosion ({pp})")
             maps = [pp.apply(a.astype(np.float32), v.mask, backend)
                     for a, v in zip(raw.pop("anomaly"), vols)]
             labels = None if vols[0].seg is None else [v.seg for v in vols]

@@ -84,7 +84,8 @@ def run_prepare(cohort: Cohort, raw: Path, out: Path, settings: PrepareSettings,
     cohort_mask = find_user_masks(mask_dir, subjects)
     records, failed, todo = {}, {}, []
     for sid, sub in subjects.items():
-        done = None if force else is_done(data, cohort, sid, settings)
+        user_mask = sub.mask is not None or cohort_mask is not None
+        done = None if force else is_done(data, cohort, sid, settings, user_mask)
         if done is not None:
             records[sid] = done
         else:
@@ -108,11 +109,46 @@ def run_prepare(cohort: Cohort, raw: Path, out: Path, settings: PrepareSettings,
     splits = {}
     if records:
         splits = write_splits(data, cohort, records, settings.seed, n_val)
+        choices = tool_choices(records, settings, mask_dir)
+        for line in describe_choices(cohort, choices):
+            echo(line)
         write_manifest(data, {"generator": "benchmark.data.prepare",
-                              "template": settings.template or "nilearn MNI152 2009a"})
+                              "template": settings.template or "nilearn MNI152 2009a"},
+                       choices={cohort.set_name: choices})
         _explain_small(cohort, splits, len(records), echo)
     return {"ok": sorted(set(records) - set(skipped)), "skipped": skipped, "failed": failed,
             "splits": splits}
+
+
+def tool_choices(records: dict[str, dict], settings: PrepareSettings,
+                 mask_dir: str | None) -> dict:
+    """What the tool chose for the user, over every subject of the cohort prepared so far:
+    the skull-stripping method ``auto`` resolved to (subject ids per method) and the
+    subjects whose scans do not look like their sequence (modality.py)."""
+    used: dict[str, list[str]] = {}
+    for sid, record in sorted(records.items()):
+        used.setdefault(str(record.get("skull_strip")), []).append(sid)
+    suspect = {sid: [w for w in record.get("warnings", []) if "does not look like" in w]
+               for sid, record in sorted(records.items())}
+    return {"skull_strip": {"requested": settings.skull_strip, "mask_dir": mask_dir,
+                            "used": used},
+            "template": settings.template or "nilearn MNI152 2009a",
+            "modality_warnings": {sid: w for sid, w in suspect.items() if w}}
+
+
+def describe_choices(cohort: Cohort, choices: dict) -> list[str]:
+    """The summary lines (printed once per `data prepare`) of :func:`tool_choices`."""
+    skull = choices["skull_strip"]
+    used = ", ".join(f"'{m}' for {len(s)} subject(s)" for m, s in skull["used"].items())
+    how = ("chosen by --skull-strip auto (--mask-dir first, then hdbet, deepbet, nonzero, "
+           "template); name one to choose it" if skull["requested"] == "auto"
+           else f"as asked (--skull-strip {skull['requested']})")
+    lines = [f"{cohort.set_name}: skull strip {used}: {how}"]
+    odd = choices["modality_warnings"]
+    if odd:
+        lines.append(f"WARNING {cohort.set_name}: {len(odd)} subject(s) do not look like the "
+                     f"sequence they are filed under: {', '.join(odd)} (their records say why)")
+    return lines
 
 
 def _explain_small(cohort: Cohort, splits: dict[str, list[str]], n: int, echo) -> None:
@@ -170,8 +206,9 @@ def configure_prepare_parser(parser: argparse.ArgumentParser) -> None:
                         help="brain masks: a folder (file name starts with the subject id, "
                              "label > 0 = brain) or one file in template space")
     parser.add_argument("--skull-strip", default="auto", choices=SKULL_STRIP_CHOICES,
-                        help="auto: hdbet > deepbet (T1) > --mask-dir > nonzero (already "
-                             "stripped) > template (crude fallback); see datasets/README.md")
+                        help="auto: --mask-dir (your masks win) > hdbet > deepbet (T1) > "
+                             "nonzero (already stripped) > template (crude fallback); see "
+                             "datasets/README.md")
     parser.add_argument("--no-n4", action="store_true",
                         help="skip N4 bias correction: the input is already bias-corrected "
                              "(recorded per subject)")

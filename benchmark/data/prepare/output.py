@@ -181,12 +181,22 @@ def _payload_files(data: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(data).parts))
 
 
-def write_manifest(data: Path, info: dict) -> Path:
-    """sha256 and size of every file under ``data`` (all cohorts prepared there)."""
+def write_manifest(data: Path, info: dict, choices: dict | None = None) -> Path:
+    """sha256 and size of every file under ``data`` (all cohorts prepared there), and
+    ``choices``: {set name: what the tool chose for the user} (merged with the cohorts an
+    earlier manifest records)."""
     files = {p.relative_to(data).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
              for p in _payload_files(data)}
     path = data / MANIFEST
-    path.write_text(json.dumps({"format": 1, **info, "files": files}, indent=1, sort_keys=True))
+    merged = {}
+    if path.is_file():
+        try:
+            merged = dict(json.loads(path.read_text()).get("choices") or {})
+        except (ValueError, AttributeError):  # a damaged manifest is rewritten whole
+            merged = {}
+    merged.update(choices or {})
+    payload = {"format": 1, **info, **({"choices": merged} if merged else {}), "files": files}
+    path.write_text(json.dumps(payload, indent=1, sort_keys=True))
     return path
 
 

@@ -16,10 +16,12 @@ Choices (``--skull-strip``), best first:
 - ``template``: FALLBACK, clearly not a skull-stripping tool: after registering the whole
   head, the template's brain mask, refined by intensity (dark skull/CSF at its border
   removed). A warning says so.
-- ``auto``: ``hdbet`` if installed; else ``deepbet`` if installed, the subject has a T1 and
-  it is not skull-stripped already; else ``mask`` if ``--mask-dir`` is given; else
-  ``nonzero`` if the image looks skull-stripped; else ``template``. ``--skull-strip mask``
-  uses supplied masks even where a network is installed.
+- ``auto``: ``mask`` if ``--mask-dir`` is given (the user's masks always win: a tool is
+  used instead only when asked for by name, e.g. ``--skull-strip deepbet``); else ``hdbet``
+  if installed; else ``deepbet`` if installed, the subject has a T1 and it is not
+  skull-stripped already; else ``nonzero`` if the image looks skull-stripped; else
+  ``template``. What ``auto`` chose is printed once in the summary and recorded in the
+  manifest (``choices``).
 
 Every record says which method ran (``skull_strip``) and on which sequence (``mask_from``).
 """
@@ -87,13 +89,13 @@ def resolve_skull_strip(choice: str, image: sitk.Image, *, has_user_mask: bool,
         raise RuntimeError("--skull-strip mask needs --mask-dir")
     if choice != "auto":
         return choice
+    if has_user_mask:  # supplied masks win over any installed tool
+        return "mask"
     if hdbet_available():
         return "hdbet"
     stripped = looks_skull_stripped(image)
     if deepbet_available() and has_t1 and not stripped:
         return "deepbet"
-    if has_user_mask:
-        return "mask"
     return "nonzero" if stripped else "template"
 
 

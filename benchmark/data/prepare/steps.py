@@ -43,18 +43,45 @@ class PrepareError(RuntimeError):
         self.subject = subject
 
 
+MAX_VOXELS = 1024 ** 3  # a header claiming more is not a head scan (and would fill memory)
+
+
 def read_image(path: str | Path, subject: str, role: str) -> sitk.Image:
-    """Read one NIfTI file as float32 (images) or uint8-compatible (labels); corrupt -> error."""
+    """Read one image file (NIfTI, MetaImage, ...) as float32; a corrupt file, a header
+    that is not a 3D single-channel volume of 1..MAX_VOXELS voxels, or NaN/inf voxels is
+    a PrepareError naming the subject and the file. The header is checked before the
+    voxels are read, so a claimed size never allocates memory."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
-        image = sitk.ReadImage(str(path))
+        reader.ReadImageInformation()
+        size = reader.GetSize()
+        if reader.GetDimension() == 3 and not 0 < int(np.prod(size, dtype=np.int64)) <= MAX_VOXELS:
+            raise PrepareError(subject, f"{role} file {path}: header size {size} is empty "
+                                        f"or implausibly large (over {MAX_VOXELS:,} voxels)")
+        image = reader.Execute()
     except RuntimeError as err:
+        if isinstance(err, PrepareError):
+            raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
         raise PrepareError(subject, f"cannot read {role} file {path}: {first}") from None
     if image.GetDimension() != 3:
         raise PrepareError(subject, f"{role} file {path} is {image.GetDimension()}D, need 3D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise PrepareError(subject, f"{role} file {path} has several components per voxel")
-    return sitk.Cast(image, sitk.sitkFloat32)
+    try:
+        image = sitk.Cast(image, sitk.sitkFloat32)
+    except RuntimeError:  # e.g. MET_STRING: a vector type SimpleITK cannot cast
+        raise PrepareError(subject, f"{role} file {path}: voxels of type "
+                                    f"{image.GetPixelIDTypeAsString()} are not numbers") from None
+    voxels = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(voxels).all():
+        raise PrepareError(subject, f"{role} file {path}: {int((~np.isfinite(voxels)).sum())} "
+                                    "NaN/inf voxels")
+    if not all(s > 0 and np.isfinite(s) for s in image.GetSpacing()):
+        raise PrepareError(subject, f"{role} file {path}: voxel size {image.GetSpacing()} "
+                                    "is not positive")
+    return image
 
 
 def check_same_grid(image: sitk.Image, other: sitk.Image, subject: str, role: str) -> None:

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from benchmark.data.prepare import skull, steps
 from benchmark.data.prepare.cohorts import Cohort, SubjectFiles, lesion_from_label
 from benchmark.data.prepare.intensity import shift_to_zero
+from benchmark.data.prepare.modality import modality_warning, tissue_contrast
 from benchmark.data.prepare.output import relative_paths, write_nifti
 from benchmark.data.prepare.steps import PrepareError, RegistrationSettings
 
@@ -71,13 +72,21 @@ def record_path(data: Path, cohort: Cohort, sid: str) -> Path:
     return data / RECORDS / cohort.set_name / f"{sid}.json"
 
 
-def is_done(data: Path, cohort: Cohort, sid: str, settings: PrepareSettings) -> dict | None:
-    """The saved record when this subject was prepared with the same settings, else None."""
+def is_done(data: Path, cohort: Cohort, sid: str, settings: PrepareSettings,
+            user_mask: bool = False) -> dict | None:
+    """The saved record when this subject was prepared with the same settings, else None.
+    ``user_mask``: a supplied mask exists now; ``auto`` must then have used it (records of
+    versions that let a skull-stripping tool win over it are redone)."""
     path = record_path(data, cohort, sid)
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
-    files_ok = all((data / rel.lstrip("/")).is_file() for rel in record["files"].values())
+    try:
+        record = json.loads(path.read_text())
+        files_ok = all((data / rel.lstrip("/")).is_file() for rel in record["files"].values())
+    except (ValueError, KeyError, TypeError, AttributeError):  # a damaged record: redo
+        return None
+    if user_mask and settings.skull_strip == "auto" and record.get("skull_strip") != "mask":
+        return None
     return record if files_ok and record.get("fingerprint") == settings.fingerprint() else None
 
 
@@ -136,12 +145,7 @@ def _skull_strip(sub: SubjectFiles, images: dict[str, sitk.Image], user: sitk.Im
     method = skull.resolve_skull_strip(settings.skull_strip, images[ref_seq],
                                        has_user_mask=has_user,
                                        has_t1="t1" in images or "t1" in sub.images)
-    warnings = []
-    if method == "template":
-        warnings.append(TEMPLATE_WARNING)
-    elif method in ("hdbet", "deepbet") and has_user and settings.skull_strip == "auto":
-        warnings.append(f"--mask-dir not used: auto chose '{method}' "
-                        "(pass --skull-strip mask to use the supplied masks)")
+    warnings = [TEMPLATE_WARNING] if method == "template" else []
     t1 = _subject_t1(sub, images) if method == "deepbet" else None
     mask = _native_mask(method, images, ref_seq, user, t1, settings, sub.sid)
     _check_mask(mask, sub.sid, f"skull stripping '{method}'")
@@ -232,6 +236,8 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
     else:
         corrected = {s: crops[s] for s in images}
     lap("n4")
+    contrast = {s: tissue_contrast(corrected[s], crops["mask"], template.image) for s in images}
+    warnings += [w for s in images if (w := modality_warning(s, contrast[s]))]
     outs = {s: steps.pad_downsample(corrected[s], crops["mask"], crops.get("seg"))
             for s in images}
     lap("pad_downsample")
@@ -243,12 +249,22 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
         "n4": "on" if settings.n4 else "skipped (--no-n4: input already bias-corrected)",
         # the value subtracted so that "no signal" is 0 (0 for ordinary magnitudes)
         "intensity_zero": {s: round(float(z), 6) for s, z in zeros.items()},
+        # the modality check (modality.py): median in the template's CSF/GM/WM cores
+        "tissue_contrast": {s: _contrast_record(c) for s, c in contrast.items()},
         **({"warnings": warnings} if warnings else {}),  # printed in the subject's log line
         "seconds": timings, "cpu_seconds": cpu,
     })
     record_path(data, cohort, sid).parent.mkdir(parents=True, exist_ok=True)
     record_path(data, cohort, sid).write_text(json.dumps(record, indent=1))
     return record
+
+
+def _contrast_record(contrast) -> dict | None:
+    if contrast is None:
+        return None
+    return {"csf": round(contrast.csf, 4), "gm": round(contrast.gm, 4),
+            "wm": round(contrast.wm, 4), "wm_minus_csf": round(contrast.wm_csf, 4),
+            "looks_like": contrast.looks_like()}
 
 
 def _to_template(images, seg, mask, transforms, ref_seq, template, method, cohort_mask, sid):
