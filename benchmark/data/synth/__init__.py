@@ -37,6 +37,7 @@ from benchmark.data.synth.anatomy import (
 )
 from benchmark.data.synth.render import SITE_SHIFTS
 
+GENERATOR = "uad-bench synthetic brain MRI"  # manifest.json's "generator"
 GENERATOR_VERSION = "1"  # bump whenever the bytes written change: caches are keyed on it
 Size = Literal["smoke", "quick", "paper"]
 SIZES_ALLOWED = ("smoke", "quick", "paper")
@@ -205,7 +206,7 @@ def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = T
                 bar.update()
     bar.close()
     files.update(write_splits(specs, size, data_dir / "splits"))
-    manifest = {"generator": "uad-bench synthetic brain MRI", "version": GENERATOR_VERSION,
+    manifest = {"generator": GENERATOR, "version": GENERATOR_VERSION,
                 "parameters": parameters(size, seed), "files": dict(sorted(files.items()))}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
