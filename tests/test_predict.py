@@ -77,7 +77,7 @@ def ball(affine: np.ndarray, shape, centre_mm, radius_mm: float) -> np.ndarray:
 
 
 def _subject(synth_root: Path, name: str = "t1") -> Path:
-    return sorted((Path(synth_root) / "Data" / "Train" / "ixi" / name).glob("*.nii.gz"))[0]
+    return min((Path(synth_root) / "Data" / "Train" / "ixi" / name).glob("*.nii.gz"))
 
 
 def _brain_centre_mm(path: Path) -> np.ndarray:
@@ -205,3 +205,129 @@ def test_clear_errors(t1_run, tmp_path, capsys):
         assert main(["predict", *args, "--out", str(tmp_path / "o"), *FAST]) == 2
         err = capsys.readouterr().err
         assert phrase in err, (args, err)
+
+
+PLUGIN = '''
+from torch import nn
+
+from benchmark.method import AnomalyMethod, AnomalyOutput
+from benchmark.registry import register_method
+
+
+@register_method("plugdemo")
+class PlugDemo(AnomalyMethod):
+    family = "reconstruction"
+    paper = "a plug-in of the tests"
+
+    def __init__(self, *, width: int = 4, scales: tuple[float, ...] = (1.0, 2.0)):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.Conv2d(width, 1, 1))
+
+    def training_losses(self, batch):
+        return {"loss": (self.net(batch["image"]) - batch["image"]).abs().mean()}
+
+    def anomaly(self, x):
+        return AnomalyOutput(anomaly_map=(x - self.net(x)).abs())
+'''
+
+
+def _plugin_model(method):
+    """A TrainedModel of an untrained method, with the records a bundle needs."""
+    from benchmark.deploy.model import TrainedModel
+    from benchmark.deploy.recipe import Preparation
+
+    identity = {"method": method.name, "sequence": "t2", "fold": 0, "tags": {},
+                "hparams": dict(method.hparams), "family": method.family,
+                "paper": method.paper, "n_params": method.n_params(), "run_id": "r",
+                "part": f"{method.name}/t2/fold0", "profile": "smoke", "git_commit": None,
+                "source": "memory"}
+    training = {"cohort": "IXI", "sequence": "t2", "fold": 0, "fold_scheme": "disjoint",
+                "data_source": "synthetic-smoke", "n_train": 1, "n_val": 1,
+                "train_subjects_sha256": "0", "manifest": None}
+    return TrainedModel(method, identity, Preparation("synthetic", "t2", {}),
+                        {"postprocess": "none"}, {"fpr5": 0.5}, training)
+
+
+def test_plugin_method_bundle_loads_through_its_entry_point(tmp_path, monkeypatch):
+    import sys
+
+    from benchmark import registry
+    from benchmark.deploy.bundle import load_bundle, write_bundle
+
+    site = tmp_path / "site"
+    (site / "uadb_plugin_demo").mkdir(parents=True)
+    (site / "uadb_plugin_demo" / "__init__.py").write_text(PLUGIN)
+    dist = site / "uadb_plugin_demo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: uadb-plugin-demo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[uad_bench.methods]\nplugdemo = uadb_plugin_demo\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # forgotten after
+    monkeypatch.setattr(registry, "_discovered", False)
+    try:
+        method = registry.get_method("plugdemo")(width=3, scales=(1.0, 3.0))
+        torch.manual_seed(0)
+        for p in method.parameters():
+            torch.nn.init.normal_(p)
+        write_bundle(_plugin_model(method), tmp_path / "bundle")
+        # as in a fresh process: neither the module nor the name is known before loading
+        del registry._REGISTRY["plugdemo"], sys.modules["uadb_plugin_demo"]
+        registry._discovered = False
+        loaded = load_bundle(tmp_path / "bundle").method
+    finally:
+        sys.modules.pop("uadb_plugin_demo", None)
+    assert type(loaded) is not type(method) and type(loaded).__name__ == "PlugDemo"
+    assert loaded.hparams["width"] == 3 and loaded.hparams["scales"] == (1.0, 3.0)
+    for (key, a), (_, b) in zip(sorted(loaded.state_dict().items()),
+                                sorted(method.state_dict().items())):
+        assert torch.equal(a, b), key
+
+
+def test_prepare_settings_round_trip_through_a_record():
+    from benchmark.data.prepare.subject import PrepareSettings
+
+    settings = PrepareSettings.fast(("t1",), skull_strip="mask", n4=False)
+    again = PrepareSettings.from_record(json.loads(json.dumps(settings.to_record())))
+    assert again == settings and again.fingerprint() == settings.fingerprint()
+
+
+def _prepared_root(root: Path, records: dict[str, dict]) -> Path:
+    """A data root as `data prepare` leaves it, as far as the recipe reads it."""
+    data = root / "Data"
+    (data / "splits").mkdir(parents=True)
+    (data / "manifest.json").write_text(json.dumps({"generator": "benchmark.data.prepare",
+                                                    "template": "nilearn MNI152 2009a"}))
+    for sid, record in records.items():
+        path = data / ".prepare" / "IXI" / f"{sid}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+    return root
+
+
+def test_recipe_reads_what_prepare_recorded(tmp_path, synth_root):
+    from benchmark.data.prepare.subject import PrepareSettings
+    from benchmark.deploy.recipe import UnknownPreparationError, from_data_root
+
+    recorded = PrepareSettings(("t1", "t2"), skull_strip="deepbet", n4=False)
+    root = _prepared_root(tmp_path / "a", {
+        "s1": {"settings": recorded.to_record(), "skull_strip": "deepbet"},
+        "s2": {"settings": recorded.to_record(), "skull_strip": "deepbet"},
+        "other": {"settings": PrepareSettings(("t1",)).to_record(), "skull_strip": "nonzero"}})
+    recipe = from_data_root(root, "user", "t2", ["s1", "s2"])  # "other" did not train it
+    assert recipe.kind == "prepare" and recipe.grid is None
+    assert recipe.training_skull_strip == {"deepbet": 2}
+    settings = recipe.prepare_settings()
+    assert settings.sequences == ("t2",) and settings.n4 is False
+    assert settings.skull_strip == "deepbet" and settings.registration == recorded.registration
+    assert any("registered through their t1" in n for n in recipe.notes)
+    # an older prepare recorded no settings: defaults, said so
+    old = from_data_root(_prepared_root(tmp_path / "b", {"s1": {"n4": "on", "skull_strip": "mask"}}),
+                         "user", "t1", ["s1"])
+    assert old.prepare_settings() == PrepareSettings(("t1",))
+    assert any("did not record its settings" in n for n in old.notes)
+    synthetic = from_data_root(synth_root, "user", "t1", [])  # recognised by its manifest
+    assert synthetic.kind == "synthetic" and synthetic.grid.shape == (96, 96, 50)
+    (tmp_path / "c/Data/splits").mkdir(parents=True)
+    with pytest.raises(UnknownPreparationError, match="not written by `benchmark data prepare`"):
+        from_data_root(tmp_path / "c", "user", "t1", [])

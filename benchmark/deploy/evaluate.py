@@ -21,6 +21,7 @@ from ..profiles import get_profile
 from ..rundir import RunDir, hardware, new_run_id, tag_columns
 from ..scoring import ScoringOptions, write_part_results
 from .bundle import load_bundle
+from .recipe import data_root_kind
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ def evaluate_bundle(bundle: Path, data_root: Path | None, out: Path, run_id: str
     model = load_bundle(bundle)
     ident, training = model.identity, model.training_data
     root, source = _data_root(training, data_root)
+    kind, _ = data_root_kind(root)
+    if kind != model.preparation.kind:
+        log.warning("%s was prepared as %s, the bundle's training data as %s: its scores may "
+                    "reflect the difference in preparation (orientation, grid, template)",
+                    root, kind or "unknown (no manifest saying how)", model.preparation.kind)
     prof = get_profile(profile)
     run = RunDir(Path(out) / (run_id or new_run_id(f"eval-{ident['method']}")))
     if run.exists():

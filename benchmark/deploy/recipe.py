@@ -129,22 +129,30 @@ def manifest_file(root: Path) -> Path | None:
     return None
 
 
+def data_root_kind(root: Path) -> tuple[Kind | None, dict]:
+    """("synthetic" | "prepare" | None, the manifest's content) of a data root."""
+    from ..data.synth import GENERATOR as SYNTH_GENERATOR
+
+    manifest = manifest_file(root)
+    info = json.loads(manifest.read_text()) if manifest is not None else {}
+    kind = {SYNTH_GENERATOR: "synthetic", PREPARE_GENERATOR: "prepare"}.get(info.get("generator"))
+    return kind, info
+
+
 def from_data_root(root: Path, data_source: str, sequence: str,
                    train_names: list[str]) -> Preparation:
     """The preparation of a run's training data (``data_source`` as config.json records
     it; ``train_names``: the training subjects of the part)."""
     from ..data.prepare.subject import PrepareSettings
-    from ..data.synth import GENERATOR as SYNTH_GENERATOR
 
-    manifest = manifest_file(root)
-    info = json.loads(manifest.read_text()) if manifest is not None else {}
-    if info.get("generator") == SYNTH_GENERATOR or data_source.startswith("synthetic"):
+    kind, info = data_root_kind(root)
+    if kind == "synthetic" or data_source.startswith("synthetic"):
         from ..data.synth.anatomy import GRID_SHAPE, grid_affine
 
         defaults = PrepareSettings((sequence,)).to_record()
         return Preparation("synthetic", sequence, defaults, Grid.of(GRID_SHAPE, grid_affine()),
                            notes=(SYNTHETIC_NOTE,))
-    if info.get("generator") != PREPARE_GENERATOR:
+    if kind != "prepare":
         raise UnknownPreparationError(
             f"the training data {root} was not written by `benchmark data prepare` (no "
             f"{PREPARE_GENERATOR} manifest) nor is it the synthetic default: how it was "
