@@ -1,6 +1,6 @@
-"""A PNG montage of a prediction: axial slices of the scan, the anomaly map over it and the
-outline of the binary lesion mask, on the scan's own grid (shown in RAS orientation:
-patient's right on the right, anterior up)."""
+"""A PNG montage of a prediction: axial slices of the scan, the anomaly map over it (its
+upper half: scores above the brain's median) and the outline of the binary lesion mask, on
+the scan's own grid (shown in RAS orientation: patient's right on the right, anterior up)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,6 +49,8 @@ def write_overlay(path: Path, scan: np.ndarray, anomaly: np.ndarray, lesions: np
     lo, hi = np.percentile(brain, [1, 99]) if brain.size else (0.0, 1.0)
     values = anomaly[region]
     top = max(float(np.percentile(values, 99.5)) if values.size else 1.0, 1.2 * threshold, 1e-6)
+    # the upper half of the brain's scores in colour: the scan stays visible under the rest
+    low = min(float(np.median(values)) if values.size else 0.0, 0.9 * threshold)
     pairs = 2  # slices per row, two panels each
     rows = int(np.ceil(len(zs) / pairs))
     fig, axes = plt.subplots(rows, 2 * pairs, figsize=(3.0 * 2 * pairs, 3.2 * rows),
@@ -59,14 +61,14 @@ def write_overlay(path: Path, scan: np.ndarray, anomaly: np.ndarray, lesions: np
         for ax in (plain, over):
             ax.imshow(scan[:, :, z].T, cmap="gray", origin="lower", vmin=lo, vmax=hi,
                       aspect=dy / dx, interpolation="nearest")
-        heat = np.ma.masked_where(anomaly[:, :, z] <= 0, anomaly[:, :, z])
-        shown = over.imshow(heat.T, cmap="inferno", origin="lower", vmin=0, vmax=top,
+        heat = np.ma.masked_where(anomaly[:, :, z] <= max(low, 0.0), anomaly[:, :, z])
+        shown = over.imshow(heat.T, cmap="inferno", origin="lower", vmin=low, vmax=top,
                             alpha=0.6, aspect=dy / dx, interpolation="nearest")
         if lesions[:, :, z].any():
             over.contour(lesions[:, :, z].T.astype(float), levels=[0.5], colors="cyan",
                          linewidths=0.8)
         plain.set_title(f"axial slice {z}", fontsize=8)
-        over.set_title("map, lesion outline", fontsize=8)
+        over.set_title("map (upper half), lesion mask", fontsize=8)
     for ax in axes.ravel():
         ax.set_axis_off()
     if shown is not None:
