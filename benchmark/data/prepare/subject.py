@@ -88,23 +88,6 @@ def record_path(data: Path, cohort: Cohort, sid: str) -> Path:
     return data / RECORDS / cohort.set_name / f"{sid}.json"
 
 
-def transform_path(data: Path, cohort: Cohort, sid: str, seq: str) -> Path:
-    """The registration transform of one sequence (template -> raw scanner points)."""
-    return record_path(data, cohort, sid).with_name(f"{sid}_{seq}.tfm")
-
-
-def _write_transforms(data: Path, cohort: Cohort, sid: str,
-                      transforms: dict[str, sitk.Transform]) -> dict[str, str]:
-    """{sequence: file name beside the record}; written before the record that names them."""
-    names = {}
-    for seq, transform in transforms.items():
-        path = transform_path(data, cohort, sid, seq)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteTransform(transform, str(path))
-        names[seq] = path.name
-    return names
-
-
 def is_done(data: Path, cohort: Cohort, sid: str, settings: PrepareSettings) -> dict | None:
     """The saved record when this subject was prepared with the same settings, else None."""
     path = record_path(data, cohort, sid)
@@ -348,3 +331,20 @@ def summary_line(record: dict) -> str:
     warn = "".join(f"; WARNING {w}" for w in record.get("warnings", []))
     return (f"{record['sid']}: ok in {total:.1f} s ({parts}); skull strip "
             f"'{record['skull_strip']}'{lesion}{fit}{shift}{n4}{warn}")
+
+
+def transform_path(data: Path, cohort: Cohort, sid: str, seq: str) -> Path:
+    """The registration transform of one sequence (template -> raw scanner points)."""
+    return record_path(data, cohort, sid).with_name(f"{sid}_{seq}.tfm")
+
+
+def _write_transforms(data: Path, cohort: Cohort, sid: str,
+                      transforms: dict[str, sitk.Transform]) -> dict[str, str]:
+    """{sequence: file name beside the record}; written before the record that names them."""
+    names = {}
+    for seq, transform in transforms.items():
+        path = transform_path(data, cohort, sid, seq)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteTransform(transform, str(path))
+        names[seq] = path.name
+    return names
