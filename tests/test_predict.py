@@ -331,3 +331,21 @@ def test_recipe_reads_what_prepare_recorded(tmp_path, synth_root):
     (tmp_path / "c/Data/splits").mkdir(parents=True)
     with pytest.raises(UnknownPreparationError, match="not written by `benchmark data prepare`"):
         from_data_root(tmp_path / "c", "user", "t1", [])
+
+
+def test_a_sequence_mismatch_prepare_records_is_an_error():
+    """prepare's tissue-contrast check (issue 28) records what a scan looks like; predict
+    turns a clear mismatch with the model's sequence into an error, nothing else."""
+    from benchmark.deploy.native import sequence_problem
+
+    warning = ("the T1 scan does not look like T1: cerebrospinal fluid is brighter than "
+               "white matter as in a T2 (...)")
+    t2_as_t1 = {"tissue_contrast": {"t1": {"looks_like": "t2"}}, "warnings": [warning]}
+    assert sequence_problem(t2_as_t1, "t1") == warning
+    assert sequence_problem({"tissue_contrast": {"t2": {"looks_like": "t1"}}}, "t2") \
+        == "it looks like a T1"
+    for fine in ({"tissue_contrast": {"t1": {"looks_like": "t1"}}},
+                 {"tissue_contrast": {"t1": {"looks_like": None}}},  # unclear (FLAIR-like)
+                 {"tissue_contrast": {"t1": None}},                   # too little brain
+                 {}):                                                 # a prepare without it
+        assert sequence_problem(fine, "t1") is None

@@ -24,6 +24,9 @@ def configure_predict_parser(p: argparse.ArgumentParser) -> None:
                         "prepare --help`); --mask implies 'mask'")
     p.add_argument("--fast", action="store_true",
                    help="coarse registration + short N4 (previews and tests, not for results)")
+    p.add_argument("--ignore-sequence-check", action="store_true",
+                   help="predict although data prepare's sequence check finds the scan to be "
+                        "another sequence than the model's")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda "
                    "if available)")
     p.add_argument("--seed", type=int, default=3141,
@@ -44,7 +47,8 @@ def predict_main(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     opts = PredictOptions(threshold=args.threshold, device=device, fast=args.fast,
                           skull_strip=args.skull_strip, seed=args.seed,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size,
+                          check_sequence=not args.ignore_sequence_check)
     args.out.mkdir(parents=True, exist_ok=True)
     masks = args.mask or [None] * len(args.input)
     for scan, mask in zip(args.input, masks):

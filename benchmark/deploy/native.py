@@ -73,10 +73,25 @@ def skull_strip_choice(preparation: Preparation, mask: Path | None,
     return recorded, None
 
 
+def sequence_problem(record: dict, sequence: str) -> str | None:
+    """What prepare's own sequence check (its tissue-contrast check, where this version of
+    ``data prepare`` has one) recorded against ``sequence``: a message when the scan clearly
+    looks like another sequence, else None (no check, unclear, or the same sequence)."""
+    contrast = (record.get("tissue_contrast") or {}).get(sequence) or {}
+    seen = contrast.get("looks_like")
+    if seen is None or seen == sequence:
+        return None
+    said = [w for w in record.get("warnings", []) if "does not look like" in w]
+    return said[0] if said else f"it looks like a {seen.upper()}"
+
+
 def prepare_scan(scan: Path, mask: Path | None, preparation: Preparation, work: Path,
-                 name: str, skull_strip: str | None = None, fast: bool = False) -> PreparedScan:
+                 name: str, skull_strip: str | None = None, fast: bool = False,
+                 check_sequence: bool = True) -> PreparedScan:
     """``scan`` (and its brain ``mask``, on the scan's grid) prepared as the training data
-    was, into ``work/`` (``raw/`` links, ``prepared/Data/...``, ``model-grid/``)."""
+    was, into ``work/`` (``raw/`` links, ``prepared/Data/...``, ``model-grid/``). A scan
+    that prepare's sequence check finds to be another sequence is an error unless
+    ``check_sequence`` is False."""
     choice, note = skull_strip_choice(preparation, mask, skull_strip)
     settings = preparation.prepare_settings(skull_strip=choice, fast=fast)
     seq = preparation.sequence
@@ -96,6 +111,11 @@ def prepare_scan(scan: Path, mask: Path | None, preparation: Preparation, work: 
         raise ScanError(f"{scan}: cannot be prepared: {result['failed'][name]}")
     data = work / "prepared" / "Data"
     record = json.loads(record_path(data, cohort, name).read_text())
+    problem = sequence_problem(record, seq)
+    if problem and check_sequence:
+        raise ScanError(f"{scan}: the model takes {seq.upper()} scans, and data prepare's "
+                        f"sequence check says: {problem} (--ignore-sequence-check if it is "
+                        f"a {seq.upper()})")
     image, brain = data / record["files"][seq].lstrip("/"), data / record["files"]["mask"].lstrip("/")
     if preparation.grid is not None:
         image, brain = to_grid(image, brain, preparation.grid, work / "model-grid", name, seq)

@@ -46,6 +46,7 @@ class PredictOptions:
     skull_strip: str | None = None   # None: the training data's choice (or --mask)
     seed: int = 3141                 # torch's RNG before each scan (diffusion noise)
     batch_size: int = 50
+    check_sequence: bool = True      # prepare's sequence check: a mismatch is an error
 
 
 def scan_name(path: Path) -> str:
@@ -97,7 +98,7 @@ def predict_scan(model: TrainedModel, scan: Path, mask: Path | None, out: Path,
     name = scan_name(scan)
     threshold = resolve_threshold(model, opts.threshold)
     prepared = prepare_scan(Path(scan), mask, model.preparation, out / "work" / name, name,
-                            opts.skull_strip, opts.fast)
+                            opts.skull_strip, opts.fast, opts.check_sequence)
     prepared_s = time.perf_counter() - start
     # the loader's own reading and normalisation, uncached: a later scan of the same name
     # in the same process must not get this one back
