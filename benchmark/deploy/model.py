@@ -96,12 +96,12 @@ def from_part(part: Part) -> TrainedModel:
 
     run, done = part.run, part.done()
     config = run.config()
-    method = load_method(part.checkpoint())
+    checkpoint = part.checkpoint()
+    method = load_method(checkpoint)
     scoring, thresholds = part_thresholds(part)
     training = training_data(part, config)
     preparation = from_data_root(Path(config["data_root"]), config.get("data_source", "user"),
                                  part.sequence, training["train_names"])
-    checkpoint = part.checkpoint()
     identity = {
         "method": part.method, "sequence": part.sequence, "fold": part.fold,
         "tags": part.tags(), "hparams": dict(method.hparams), "family": method.family,
