@@ -307,7 +307,12 @@ def _prepared_root(root: Path, records: dict[str, dict]) -> Path:
 
 def test_recipe_reads_what_prepare_recorded(tmp_path, synth_root):
     from benchmark.data.prepare.subject import PrepareSettings
-    from benchmark.deploy.recipe import UnknownPreparationError, from_data_root
+    from benchmark.deploy.recipe import (
+        Preparation,
+        UnknownPreparationError,
+        from_data_root,
+        from_run_config,
+    )
 
     recorded = PrepareSettings(("t1", "t2"), skull_strip="deepbet", n4=False)
     root = _prepared_root(tmp_path / "a", {
@@ -328,6 +333,11 @@ def test_recipe_reads_what_prepare_recorded(tmp_path, synth_root):
     assert any("did not record its settings" in n for n in old.notes)
     synthetic = from_data_root(synth_root, "user", "t1", [])  # recognised by its manifest
     assert synthetic.kind == "synthetic" and synthetic.grid.shape == (96, 96, 50)
+    # the loader's smoothing (a run's data option) travels with the recipe, and in bundles
+    smoothed = from_run_config({"data_root": str(synth_root), "data_source": "user",
+                                "data_options": {"smoothing": "curvature_flow"}}, "t1", [])
+    assert Preparation.from_json(json.loads(json.dumps(smoothed.to_json()))) == smoothed
+    assert smoothed.smoothing == "curvature_flow" and synthetic.smoothing == "none"
     (tmp_path / "c/Data/splits").mkdir(parents=True)
     with pytest.raises(UnknownPreparationError, match="not written by `benchmark data prepare`"):
         from_data_root(tmp_path / "c", "user", "t1", [])

@@ -62,7 +62,11 @@ def evaluate_bundle(bundle: Path, data_root: Path | None, out: Path, run_id: str
                     fold_scheme=training.get("fold_scheme", "disjoint"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with run.launch_lock():
-        run.write_records({**cfg.to_json(), "bundle": {"path": str(bundle), **ident}})
+        config = {**cfg.to_json(), "bundle": {"path": str(bundle), **ident}}
+        if model.preparation.smoothing != "none":  # the loader's data option, as in training
+            config["data_options"] = {**(config.get("data_options") or {}),
+                                      "smoothing": model.preparation.smoothing}
+        run.write_records(config)
         part = run.part(ident["method"], model.sequence, int(ident["fold"]))
         with part.claim():
             sets = run.evaluation_sets(part)

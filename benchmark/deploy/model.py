@@ -20,7 +20,7 @@ import numpy as np
 from ..method import AnomalyMethod
 from ..rundir import Part, RunDir
 from ..thresholds import SOURCES
-from .recipe import Preparation, from_data_root, manifest_file, sha256_file
+from .recipe import Preparation, from_run_config, manifest_file, sha256_file
 
 # thresholds a user can apply to a new scan: chosen on healthy validation data only
 HEALTHY_SOURCES: tuple[str, ...] = tuple(n for n, s in SOURCES.items() if s.cohort == "healthy")
@@ -100,8 +100,7 @@ def from_part(part: Part) -> TrainedModel:
     method = load_method(checkpoint)
     scoring, thresholds = part_thresholds(part)
     training = training_data(part, config)
-    preparation = from_data_root(Path(config["data_root"]), config.get("data_source", "user"),
-                                 part.sequence, training["train_names"])
+    preparation = from_run_config(config, part.sequence, training["train_names"])
     identity = {
         "method": part.method, "sequence": part.sequence, "fold": part.fold,
         "tags": part.tags(), "hparams": dict(method.hparams), "family": method.family,

@@ -102,8 +102,10 @@ def predict_scan(model: TrainedModel, scan: Path, mask: Path | None, out: Path,
     prepared_s = time.perf_counter() - start
     # the loader's own reading and normalisation, uncached: a later scan of the same name
     # in the same process must not get this one back
+    smoothing = model.preparation.smoothing  # the run's data option, where it has one
+    extra = {"smoothing": smoothing} if smoothing != "none" else {}
     volume = load_volume.__wrapped__(VolumeRecord(name, "predict", model.sequence,
-                                                  prepared.image, prepared.mask, None))
+                                                  prepared.image, prepared.mask, None, **extra))
     device = torch.device(opts.device)
     method = model.method.to(device).eval()
     torch.manual_seed(opts.seed)
@@ -182,6 +184,9 @@ def preparation_record(model: TrainedModel, prepared: PreparedScan,
     if model.preparation.grid is not None:
         steps.append("resample onto the training data's fixed grid "
                      f"{list(model.preparation.grid.shape)} (B-spline; mask nearest)")
+    if model.preparation.smoothing != "none":
+        steps.append(f"loader: {model.preparation.smoothing} smoothing on reading (the run's "
+                     "data option)")
     steps += [("loader: intensities rescaled to [0, 1] between the 1st and 99th percentile "
               "inside the brain mask (as in training)"),
               (f"{model.identity['method']}: anomaly map per axial slice; post-processing "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +67,8 @@ class Preparation:
     grid: the fixed grid of the training data (synthetic), or None: prepare's own grid.
     training_skull_strip: {method: number of training subjects} as prepare recorded it.
     notes: what had to be assumed (e.g. settings an older ``data prepare`` did not record).
+    smoothing: how the loader smoothed images on reading (the run's data option
+        ``smoothing``: "none", or "curvature_flow" as the authors' reader does).
     """
 
     kind: Kind
@@ -75,10 +77,13 @@ class Preparation:
     grid: Grid | None = None
     training_skull_strip: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    smoothing: str = "none"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"preparation kind {self.kind!r}; allowed: {', '.join(KINDS)}")
+        # plain JSON values (lists, not tuples): equal after a trip through bundle.json
+        object.__setattr__(self, "settings", json.loads(json.dumps(self.settings)))
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -91,7 +96,8 @@ class Preparation:
         return cls(kind=data["kind"], sequence=data["sequence"], settings=dict(data["settings"]),
                    grid=Grid.of(grid["shape"], np.array(grid["affine"])) if grid else None,
                    training_skull_strip=dict(data.get("training_skull_strip") or {}),
-                   notes=tuple(data.get("notes") or ()))
+                   notes=tuple(data.get("notes") or ()),
+                   smoothing=data.get("smoothing", "none"))
 
     def prepare_settings(self, skull_strip: str | None = None, fast: bool = False):
         """PrepareSettings for one new scan of the model's sequence. ``skull_strip``
@@ -139,10 +145,19 @@ def data_root_kind(root: Path) -> tuple[Kind | None, dict]:
     return kind, info
 
 
+def from_run_config(config: dict, sequence: str, train_names: list[str]) -> Preparation:
+    """The preparation of a run's training data, from its config.json: the data root and
+    source, and the loader's smoothing (data option; absent: none)."""
+    recipe = from_data_root(Path(config["data_root"]), config.get("data_source", "user"),
+                            sequence, train_names)
+    smoothing = (config.get("data_options") or {}).get("smoothing", "none")
+    return replace(recipe, smoothing=smoothing)
+
+
 def from_data_root(root: Path, data_source: str, sequence: str,
                    train_names: list[str]) -> Preparation:
-    """The preparation of a run's training data (``data_source`` as config.json records
-    it; ``train_names``: the training subjects of the part)."""
+    """The preparation of a data root (``data_source`` as config.json records it;
+    ``train_names``: the training subjects of the part)."""
     from ..data.prepare.subject import PrepareSettings
 
     kind, info = data_root_kind(root)
