@@ -13,15 +13,12 @@ voxels holding L_r of the L lesion voxels has E[TP] = P L_r / N, so chance Dice 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmark import metrics  # noqa: E402 - after the repository is on the path
+from benchmark import metrics
 
 
 def overlap(prefix: str, reference: Path) -> dict[str, float]:

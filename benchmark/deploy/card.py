@@ -61,12 +61,12 @@ def limits(doc: dict) -> list[str]:
                    "training), not with the paper's settings.")
     out += [
         (f"One model: fold {data['fold']} of its run. How much a retrained model differs is "
-        "not known from this bundle."),
+         "not known from this bundle."),
         f"{seq} scans only; a scan of another sequence gives a meaningless map.",
         ("The map covers the central 100 mm of the brain axially (the benchmark's crop): "
-        "lesions above or below are not seen."),
+         "lesions above or below are not seen."),
         ("Thresholds come from the training data's healthy validation scans: on other "
-        "scanners the share of healthy brain they flag can differ from their nominal rate."),
+         "scanners the share of healthy brain they flag can differ from their nominal rate."),
     ]
     if tags:
         out.append(f"Result tags {json.dumps(tags)}: see the method's README for what they "
@@ -84,26 +84,26 @@ def model_card(doc: dict) -> str:
     lines = [
         f"# {m['name']} for {seq} brain MRI: a UAD-Bench model ({part['part']})", "",
         (f"{m['name']} ({m['family']}; {m['paper']}), {m['n_params']:,} parameters, trained by "
-        f"UAD-Bench in the `{part.get('profile')}` profile (run `{part.get('run_id')}`, commit "
-        f"`{part.get('git_commit')}`); exported {exported['at']} by uad-bench "
-        f"{exported['uad_bench']}."), "",
+         f"UAD-Bench in the `{part.get('profile')}` profile (run `{part.get('run_id')}`, commit "
+         f"`{part.get('git_commit')}`); exported {exported['at']} by uad-bench "
+         f"{exported['uad_bench']}."), "",
         "## Trained on", "",
         (f"- healthy {data['cohort']} {seq} scans only: {data['n_train']} training and "
-        f"{data['n_val']} validation subjects of fold {data['fold']} ({data['fold_scheme']} "
-        f"folds), data source `{data['data_source']}`"),
+         f"{data['n_val']} validation subjects of fold {data['fold']} ({data['fold_scheme']} "
+         f"folds), data source `{data['data_source']}`"),
         (f"- data root manifest: `{manifest.get('file')}` sha256 `{manifest.get('sha256')}`; "
-        f"training subjects (sorted list) sha256 `{data['train_subjects_sha256']}`"),
+         f"training subjects (sorted list) sha256 `{data['train_subjects_sha256']}`"),
         (f"- training: {timings.get('epochs', '?')} epochs, {timings.get('train_seconds', 0):.0f} s"
-        f" on {timings.get('hardware', '?')}; checkpoint chosen by "
-        f"{timings.get('checkpoint_selected_by', 'val_loss')}"), "",
+         f" on {timings.get('hardware', '?')}; checkpoint chosen by "
+         f"{timings.get('checkpoint_selected_by', 'val_loss')}"), "",
         "## Its numbers (the part's own records)", "",
         results_table(doc.get("results") or []), "",
         ("Pooled over each test set's voxels inside the brain; chance = lesion prevalence (the "
-        "AUPRC of a random map). [oracle] picks the threshold on the test set itself: an "
-        "upper bound, not a result."), "",
+         "AUPRC of a random map). [oracle] picks the threshold on the test set itself: an "
+         "upper bound, not a result."), "",
         "## Thresholds (healthy validation scans, no labels)", "",
         (f"Chosen on {data.get('n_threshold_volumes', '?')} healthy validation volumes of the "
-        "training data's fold."), "",
+         "training data's fold."), "",
         "| source | value | meaning |", "|---|---:|---|",
         *[f"| {s} | {t['value']:.6g} | {t['description']} |" for s, t in doc["thresholds"].items()],
         "", f"They apply to the map after post-processing `{doc['scoring']['postprocess']}`.", "",

@@ -100,19 +100,8 @@ def predict_scan(model: TrainedModel, scan: Path, mask: Path | None, out: Path,
     prepared = prepare_scan(Path(scan), mask, model.preparation, out / "work" / name, name,
                             opts.skull_strip, opts.fast, opts.check_sequence)
     prepared_s = time.perf_counter() - start
-    # the loader's own reading and normalisation, uncached: a later scan of the same name
-    # in the same process must not get this one back
-    smoothing = model.preparation.smoothing  # the run's data option, where it has one
-    extra = {"smoothing": smoothing} if smoothing != "none" else {}
-    volume = load_volume.__wrapped__(VolumeRecord(name, "predict", model.sequence,
-                                                  prepared.image, prepared.mask, None, **extra))
-    device = torch.device(opts.device)
-    method = model.method.to(device).eval()
-    torch.manual_seed(opts.seed)
-    output = volume_output(method, volume.slices().to(device), name, opts.batch_size)
+    processed, binary = model_maps(model, prepared, threshold["value"], opts)
     post = PostProcess.from_string(model.scoring["postprocess"])
-    processed = post.apply(to_volume(output.anomaly_map), volume.mask)
-    binary = post.binarize(processed, threshold["value"])
     _save_model_grid(prepared, processed, binary, out / "work" / name)
     native = read_scan(Path(scan), name)
     amap = to_native(processed, prepared, native)
@@ -132,7 +121,7 @@ def predict_scan(model: TrainedModel, scan: Path, mask: Path | None, out: Path,
         "outputs": {k: str(v) for k, v in paths.items()},
         "model": {k: v for k, v in model.identity.items() if k != "hparams"},
         "hparams": model.identity.get("hparams"), "threshold": threshold,
-        "postprocess": str(post), "seed": opts.seed, "device": str(device),
+        "postprocess": str(post), "seed": opts.seed, "device": opts.device,
         "lesion_voxels": int(lesions.sum()), "lesion_voxels_model_grid": int(binary.sum()),
         "preparation": preparation_record(model, prepared, opts),
         "seconds": {"prepare": round(prepared_s, 2),
@@ -140,6 +129,25 @@ def predict_scan(model: TrainedModel, scan: Path, mask: Path | None, out: Path,
     }
     paths["json"].write_text(json.dumps(record, indent=2, default=str))
     return record
+
+
+def model_maps(model: TrainedModel, prepared: PreparedScan, threshold: float,
+               opts: PredictOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(post-processed map, binary lesion mask), both (H, W, D) on the model's grid: the
+    loader's reading and normalisation, the method, the part's post-processing."""
+    smoothing = model.preparation.smoothing  # the run's data option, where it has one
+    extra = {"smoothing": smoothing} if smoothing != "none" else {}
+    record = VolumeRecord(prepared.name, "predict", model.sequence, prepared.image,
+                          prepared.mask, None, **extra)
+    # uncached: a later scan of the same name in this process must not get this one back
+    volume = load_volume.__wrapped__(record)
+    device = torch.device(opts.device)
+    method = model.method.to(device).eval()
+    torch.manual_seed(opts.seed)
+    output = volume_output(method, volume.slices().to(device), prepared.name, opts.batch_size)
+    post = PostProcess.from_string(model.scoring["postprocess"])
+    processed = post.apply(to_volume(output.anomaly_map), volume.mask)
+    return processed, post.binarize(processed, threshold)
 
 
 def _save_model_grid(prepared: PreparedScan, processed: np.ndarray, binary: np.ndarray,
@@ -188,11 +196,11 @@ def preparation_record(model: TrainedModel, prepared: PreparedScan,
         steps.append(f"loader: {model.preparation.smoothing} smoothing on reading (the run's "
                      "data option)")
     steps += [("loader: intensities rescaled to [0, 1] between the 1st and 99th percentile "
-              "inside the brain mask (as in training)"),
+               "inside the brain mask (as in training)"),
               (f"{model.identity['method']}: anomaly map per axial slice; post-processing "
-              f"{model.scoring['postprocess']}"),
+               f"{model.scoring['postprocess']}"),
               ("back to the input's grid through the inverse registration (linear; lesion "
-              "mask: linear then >= 0.5)")]
+               "mask: linear then >= 0.5)")]
     notes = list(model.preparation.notes)
     if prepared.skull_strip_note:
         notes.append(prepared.skull_strip_note)
