@@ -65,6 +65,9 @@ def oblique_scan(source: Path, path: Path, lesion_mm: np.ndarray | None = None,
         image[sphere] = 1.6 * np.percentile(image[image > 0], 99)
     out = nib.Nifti1Image(image.astype(np.float32), affine)
     nib.save(out, path)
+    # its brain mask on the same grid (the synthetic image is zero outside the brain)
+    brain = nib.Nifti1Image((image > 0).astype(np.uint8), affine)
+    nib.save(brain, str(path).replace(".nii.gz", "_brain.nii.gz"))
     return nib.load(path), sphere
 
 
@@ -93,8 +96,8 @@ def test_planted_lesion_comes_back_where_it_was_planted(t1_run, synth_root, tmp_
     scan, sphere = oblique_scan(source, tmp_path / "oblique.nii.gz", lesion_mm)
     out = tmp_path / "out"
     assert main(["predict", "--model", str(t1_run / "thresh/t1/fold0"), "--input",
-                 str(tmp_path / "oblique.nii.gz"), "--out", str(out), "--threshold", "fpr1",
-                 *FAST]) == 0
+                 str(tmp_path / "oblique.nii.gz"), "--mask", str(tmp_path / "oblique_brain.nii.gz"),
+                 "--out", str(out), "--threshold", "fpr1", *FAST]) == 0
     amap, lesions = nib.load(out / "oblique_anomaly.nii.gz"), nib.load(out / "oblique_lesions.nii.gz")
     for result in (amap, lesions):  # the input's grid, exactly
         assert result.shape == scan.shape
@@ -114,7 +117,7 @@ def test_planted_lesion_comes_back_where_it_was_planted(t1_run, synth_root, tmp_
     record = json.loads((out / "oblique.json").read_text())
     assert record["threshold"]["source"] == "fpr1"
     assert record["model"]["method"] == "thresh" and record["preparation"]["kind"] == "synthetic"
-    assert record["preparation"]["prepare_record"]["skull_strip"] == "nonzero"
+    assert record["preparation"]["prepare_record"]["skull_strip"] == "mask"  # --mask used
     meta = json.loads(lesions.header.extensions[0].get_content())["uad_bench"]
     assert meta["threshold"]["source"] == "fpr1" and meta["model"] == "thresh/t1/fold0"
     assert b"fpr1=" in lesions.header["descrip"].tobytes()
@@ -135,6 +138,8 @@ def test_export_then_predict_from_bundle_is_bit_identical(t1_run, synth_root, tm
         bundle_map = nib.load(tmp_path / f"from-bundle/scan_{kind}.nii.gz").get_fdata()
         assert np.array_equal(run_map, bundle_map)
     assert nib.load(tmp_path / "from-run/scan_anomaly.nii.gz").get_fdata().max() > 0
+    record = json.loads((tmp_path / "from-bundle/scan.json").read_text())
+    assert record["preparation"]["prepare_record"]["skull_strip"] == "nonzero"  # no --mask
     card = (bundle / "README.md").read_text()
     doc = json.loads((bundle / "bundle.json").read_text())
     auprc = next(r["value"] for r in doc["results"] if r["metric"] == "auprc_pooled")
