@@ -6,6 +6,9 @@
     status RUN_DIR                    where each part of a run stands (done/running/...)
     plan --profile paper --methods .. a run's parts and its estimated cost
     evaluate RUN_DIR                  re-score a finished run from its cached maps
+                                      (a model bundle: score it on a data root)
+    predict --model M --input SCAN    a trained model on new raw scans (maps on their grid)
+    export RUN/METHOD/SEQ/foldK       a finished part as a bundle (safetensors, model card)
     leaderboard RUN_DIR ... --out D   tables, significance tests, timings, plots
     report LEADERBOARD_DIR            one self-contained HTML page of a leaderboard
     data synth|prepare|verify|download  synthetic default; raw scans -> benchmark layout
@@ -391,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
             ("plan", "benchmark.launch.plan", "a run's parts and its estimated cost")):
         p = sub.add_parser(name, help=help_text)
         configure, main, _ = _optional(module, "configure_parser", "main", help_text)
+        configure(p)
+        p.set_defaults(handler=main)
+    for name, conf, main_fn, help_text in (  # benchmark/deploy: using a trained model
+            ("predict", "configure_predict_parser", "predict_main",
+             "a trained model (part or bundle) on new raw scans, maps on their grid"),
+            ("export", "configure_export_parser", "export_main",
+             "a finished part as a bundle: safetensors weights, settings, model card")):
+        p = sub.add_parser(name, help=help_text)
+        configure, main, _ = _optional("benchmark.deploy.cli", conf, main_fn, help_text)
         configure(p)
         p.set_defaults(handler=main)
     p = sub.add_parser("evaluate", help="re-score a finished run from its cached maps")

@@ -20,7 +20,7 @@ import torch
 
 from .data.layout import VolumeRecord
 from .data.loader import load_volume
-from .method import AnomalyMethod
+from .method import AnomalyMethod, AnomalyOutput
 from .rundir import atomic_path
 
 MAP_DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -31,9 +31,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _to_volume(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+def to_volume(t: torch.Tensor, dtype: np.dtype = np.float32) -> np.ndarray:
     """(D, 1, H, W) tensor -> (H, W, D) array."""
     return t[:, 0].permute(1, 2, 0).float().cpu().numpy().astype(dtype)
+
+
+def volume_output(method: AnomalyMethod, x: torch.Tensor, name: str,
+                  batch_size: int = 50) -> AnomalyOutput:
+    """One volume's maps, x: (D, 1, H, W) on the method's device; a non-finite anomaly map
+    is an error naming the volume. The one call of ``predict_volume`` (runs and
+    ``benchmark predict`` alike)."""
+    out = method.predict_volume(x, batch_size=batch_size)
+    if not torch.isfinite(out.anomaly_map).all():
+        raise FloatingPointError(f"{method.name}: non-finite anomaly map for {name}")
+    return out
 
 
 @torch.no_grad()
@@ -74,15 +85,13 @@ def infer(method: AnomalyMethod, sets: dict[str, dict[str, list[VolumeRecord]]],
             x = x.to(device)
             _sync(device)
             start = time.perf_counter()
-            out = method.predict_volume(x, batch_size=batch_size)
+            out = volume_output(method, x, rec.name, batch_size)
             _sync(device)
             seconds.append(time.perf_counter() - start)
             n_slices = x.shape[0]
-            if not torch.isfinite(out.anomaly_map).all():
-                raise FloatingPointError(f"{method.name}: non-finite anomaly map for {rec.name}")
-            anomaly.append(_to_volume(out.anomaly_map, dtype))
+            anomaly.append(to_volume(out.anomaly_map, dtype))
             if out.reconstruction is not None:
-                recon.append(_to_volume(out.reconstruction, dtype))
+                recon.append(to_volume(out.reconstruction, dtype))
             names.append(rec.name)
             if bar is not None:
                 bar.update()

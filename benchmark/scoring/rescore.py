@@ -14,13 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..postprocess import PostProcess
+from ..profiles import PROFILES
 from ..rundir import RunDir, tag_columns
 from ..thresholds import DEFAULT_SOURCES, SOURCES, parse_sources
 from . import AUC_REGIONS, ScoringOptions, part_tables
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("run_dir", type=Path, help="a finished run directory, or a model "
+                        "bundle (`export`): then its model is scored on --data-root")
     parser.add_argument("--postprocess", default=str(PostProcess()),
                         help="post-processing tag, e.g. 'erode3_2d+median5+cc7_26' (default), "
                              "'median5+erode3_2d+cc7_26' (paper's text order), "
@@ -31,6 +33,15 @@ def configure_parser(parser) -> None:
                              "voxels (the authors' code)")
     parser.add_argument("--thresholds", default=",".join(DEFAULT_SOURCES),
                         help=f"threshold sources (default: all of {', '.join(SOURCES)})")
+    bundle = parser.add_argument_group("with a model bundle (benchmark/deploy/evaluate.py)")
+    bundle.add_argument("--data-root", type=Path, default=None,
+                        help="the data root to score it on (default: the synthetic data it "
+                             "was trained on, if it was)")
+    bundle.add_argument("--out", type=Path, default=Path("runs"),
+                        help="where its run directory goes (default runs/)")
+    bundle.add_argument("--run-id", default=None)
+    bundle.add_argument("--profile", default="paper", choices=tuple(PROFILES),
+                        help="whose test/validation volume caps apply (default paper: none)")
 
 
 def options_from_args(args) -> ScoringOptions:
@@ -78,6 +89,13 @@ def rescore(run: RunDir, opts: ScoringOptions) -> int:
 
 def main(args) -> int:
     opts = options_from_args(args)
+    if (Path(args.run_dir) / "bundle.json").is_file():
+        from ..deploy.evaluate import main as evaluate_bundle
+
+        return evaluate_bundle(args, opts)
+    if args.data_root is not None:
+        raise ValueError("--data-root applies to a model bundle only; a run is re-scored on "
+                         "the data it recorded")
     run = RunDir(args.run_dir)
     run.config()  # not a run directory: an error before a lock file is made there
     with run.launch_lock():  # a run being written by another process is not re-scored

@@ -2,7 +2,12 @@
 
 The record (also written as ``Data/.prepare/<cohort>/<sid>.json``, which makes runs
 resumable) holds the output paths, their sha256, seconds per step, the skull-stripping
-method used and lesion voxel counts before and after downsampling.
+method used, lesion voxel counts before and after downsampling, the settings (so a new
+scan can be prepared the same way: ``benchmark predict``) and, per sequence, the file of
+the registration transform (``<sid>_<seq>.tfm`` beside the record, ITK text format). A
+transform maps template points to the subject's raw scanner points (ITK's convention:
+fixed -> moving, LPS millimetres), so results on the prepared grid can be resampled back
+onto the subject's own scan with its inverse.
 """
 
 from __future__ import annotations
@@ -48,6 +53,18 @@ class PrepareSettings:
         """Coarse registration and short N4: previews and tests only."""
         return cls(sequences, registration=RegistrationSettings.fast(), n4_iterations=(20, 10),
                    n4_control_points=4, **kw)
+
+    def to_record(self) -> dict:
+        """Plain values (JSON), as written into every subject record."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> PrepareSettings:
+        """Inverse of :meth:`to_record` (JSON lists back to tuples)."""
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+        reg = {k: tuple(v) if isinstance(v, list) else v
+               for k, v in dict(values.pop("registration", {})).items()}
+        return cls(registration=RegistrationSettings(**reg), **values)
 
     def fingerprint(self) -> str:
         """Settings + installed skull strippers (installing one changes what ``auto`` does)."""
@@ -242,6 +259,7 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
             for s in images}
     lap("pad_downsample")
     record = _write(sub, cohort, settings, data, outs, method, crops)
+    record["transforms"] = _write_transforms(data, cohort, sid, transforms)
     lap("write")
     record.update({
         "mask_from": {"deepbet": "t1", "hdbet": ref_seq, "nonzero": ref_seq,
@@ -253,6 +271,7 @@ def prepare_subject(sub: SubjectFiles, cohort: Cohort, settings: PrepareSettings
         "tissue_contrast": {s: _contrast_record(c) for s, c in contrast.items()},
         **({"warnings": warnings} if warnings else {}),  # printed in the subject's log line
         "seconds": timings, "cpu_seconds": cpu,
+        "settings": settings.to_record(), "tools": skull.available_tools(),
     })
     record_path(data, cohort, sid).parent.mkdir(parents=True, exist_ok=True)
     record_path(data, cohort, sid).write_text(json.dumps(record, indent=1))
@@ -328,3 +347,20 @@ def summary_line(record: dict) -> str:
     warn = "".join(f"; WARNING {w}" for w in record.get("warnings", []))
     return (f"{record['sid']}: ok in {total:.1f} s ({parts}); skull strip "
             f"'{record['skull_strip']}'{lesion}{fit}{shift}{n4}{warn}")
+
+
+def transform_path(data: Path, cohort: Cohort, sid: str, seq: str) -> Path:
+    """The registration transform of one sequence (template -> raw scanner points)."""
+    return record_path(data, cohort, sid).with_name(f"{sid}_{seq}.tfm")
+
+
+def _write_transforms(data: Path, cohort: Cohort, sid: str,
+                      transforms: dict[str, sitk.Transform]) -> dict[str, str]:
+    """{sequence: file name beside the record}; written before the record that names them."""
+    names = {}
+    for seq, transform in transforms.items():
+        path = transform_path(data, cohort, sid, seq)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteTransform(transform, str(path))
+        names[seq] = path.name
+    return names

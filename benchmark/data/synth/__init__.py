@@ -37,6 +37,7 @@ from benchmark.data.synth.anatomy import (
 )
 from benchmark.data.synth.render import SITE_SHIFTS
 
+GENERATOR = "uad-bench synthetic brain MRI"  # manifest.json's "generator"
 # Generator versions: a version's bytes never change (caches and manifests are keyed on it).
 # v1: the lesion model of the first reference board; v2: lesions calibrated to measured real
 # statistics (docs/synthetic.md, docs/fidelity.md). A new calibration is a new version.
@@ -230,7 +231,7 @@ def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = T
                 bar.update()
     bar.close()
     files.update(write_splits(specs, size, data_dir / "splits"))
-    manifest = {"generator": "uad-bench synthetic brain MRI", "version": version,
+    manifest = {"generator": GENERATOR, "version": version,
                 "parameters": parameters(size, seed, version),
                 "files": dict(sorted(files.items()))}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
