@@ -8,23 +8,25 @@ Reading never runs code: checkpoints are loaded with ``torch.load(weights_only=T
 which unpickles tensors and plain values only, so a checkpoint in a run directory that
 came from someone else cannot execute anything on this machine. Everything the harness
 writes loads that way (hyperparameters are stored as plain values,
-:func:`plain_hparams`). A file that needs more is refused with :class:`UnsafeCheckpointError`;
+:func:`benchmark.hparams.plain_hparams`). A file that needs more is refused with :class:`UnsafeCheckpointError`;
 ``trust=True`` (the experiments' ``--trust-checkpoints``) loads it the old, unsafe way,
 for checkpoints of your own made before this rule.
 """
 from __future__ import annotations
 
-import enum
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from .method import AnomalyMethod
+if TYPE_CHECKING:
+    from .method import AnomalyMethod
+
+from .atomic import atomic_path
+from .hparams import plain_hparams
 from .registry import get_method
-from .rundir import atomic_path
 
 
 class CheckpointError(ValueError):
@@ -33,30 +35,6 @@ class CheckpointError(ValueError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint holding objects other than tensors and plain values."""
-
-
-def plain_hparams(hparams: Any) -> dict[str, Any]:
-    """Hyperparameters as plain values (dict/list/tuple of str, int, float, bool, None), which
-    ``weights_only`` loading accepts; Lightning's AttributeDict, paths and enums are converted.
-    Anything else is an error at save time, not at load time."""
-    return {str(k): _plain(v, str(k)) for k, v in dict(hparams).items()}
-
-
-def _plain(value: Any, key: str) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, enum.Enum):
-        return _plain(value.value, key)
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy/torch scalars
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v, key) for v in value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v, f"{key}.{k}") for k, v in value.items()}
-    raise TypeError(f"hyperparameter {key!r} of type {type(value).__name__} cannot be stored "
-                    "in a checkpoint that loads safely (plain values only)")
 
 
 def save(method: AnomalyMethod, path: Path) -> Path:

@@ -28,7 +28,6 @@ import contextlib
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +42,9 @@ from .data.layout import HEALTHY_COHORT, VolumeRecord
 from .data.loader import load_volume
 from .method import AnomalyMethod
 from .postprocess import PostProcess
+from .runconfig import CurveOptions
 
-CURVES_FILE = "curves.csv"
 SELECT_METRICS = ("val_loss", "val_auprc_mean", "val_ssim")  # checkpoint selection choices
-
-
-@dataclass(frozen=True)
-class CurveOptions:
-    """every_n_epochs: a point every N epochs; or points: about this many points per
-    training stage (N = epochs // points); both 0 = no curve. volumes: per validation set
-    (healthy and each cohort); seed: noise of the evaluation (fixed, so points differ by
-    the weights only)."""
-
-    every_n_epochs: int = 0
-    volumes: int = 4
-    seed: int = 0
-    points: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.every_n_epochs > 0 or self.points > 0
-
-    def every(self, epochs: int) -> int:
-        """Epochs between two points in a stage of ``epochs`` epochs."""
-        return self.every_n_epochs or max(1, epochs // max(1, self.points))
 
 
 def validation_sets(sets: dict[str, dict[str, list[VolumeRecord]]], volumes: int
@@ -238,6 +216,6 @@ class LearningCurves(Callback):
         self.step_offset += trainer.global_step
 
     def write(self) -> None:
-        from .rundir import write_csv
+        from .atomic import write_csv
 
         write_csv(self.csv, pd.DataFrame(self.rows))

@@ -13,10 +13,12 @@ inside a network (nor nan/inf, which pass as floats and fail in training). Close
 from __future__ import annotations
 
 import difflib
+import enum
 import inspect
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -148,3 +150,28 @@ def _wrong(key: str, value: Any, tp: Any) -> HparamError:
             str: "a string"}.get(tp, _name(tp))
     return HparamError(f"hyperparameter {key!r}: expected {kind}, got {value!r} "
                        f"({type(value).__name__})")
+
+
+# ---------------------------------------------------------------------------- storing
+def plain_hparams(hparams: Any) -> dict[str, Any]:
+    """Hyperparameters as plain values (dict/list/tuple of str, int, float, bool, None), which
+    ``weights_only`` loading accepts; Lightning's AttributeDict, paths and enums are converted.
+    Anything else is an error at save time, not at load time."""
+    return {str(k): _plain(v, str(k)) for k, v in dict(hparams).items()}
+
+
+def _plain(value: Any, key: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, key)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy/torch scalars
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, key) for v in value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{key}.{k}") for k, v in value.items()}
+    raise TypeError(f"hyperparameter {key!r} of type {type(value).__name__} cannot be stored "
+                    "in a checkpoint that loads safely (plain values only)")

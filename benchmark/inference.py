@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .data.layout import VolumeRecord
 from .data.loader import load_volume
 from .method import AnomalyMethod, AnomalyOutput
-from .rundir import atomic_path
 
 MAP_DTYPES = {"float32": np.float32, "float16": np.float16}
 

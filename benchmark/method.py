@@ -93,6 +93,9 @@ class AnomalyMethod(L.LightningModule):
             faster where oneDNN convolutions dominate, slower where GroupNorm's backward
             does: measured per method in docs/throughput.md). Off by default: a network
             that calls ``.view`` on a conv output needs ``.reshape`` to allow it.
+        reference_cost: measured cost per profile on the reference 2-core CPU,
+            {profile: (training slices/s, inference s per 50-slice volume)}; ``benchmark
+            plan`` estimates hours from it where no run's timings.csv is given.
     """
 
     name: ClassVar[str] = ""  # set by @register_method
@@ -104,6 +107,7 @@ class AnomalyMethod(L.LightningModule):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
     precision: ClassVar[str] = "32-true"
     channels_last: ClassVar[frozenset[str]] = frozenset()
+    reference_cost: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,11 +211,9 @@ class AnomalyMethod(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["uad_method"] = self.name  # lets benchmark.checkpoint rebuild the method
         # plain values only, so that the file loads with torch.load(weights_only=True)
-        from .checkpoint import plain_hparams
-
         checkpoint.pop(self.CHECKPOINT_HYPER_PARAMS_TYPE, None)
         if self.CHECKPOINT_HYPER_PARAMS_KEY in checkpoint:
-            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = plain_hparams(
+            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = hparams.plain_hparams(
                 checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY])
 
     def n_params(self) -> int:

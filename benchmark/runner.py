@@ -15,99 +15,29 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
 
 from .cpu import claim_threads, tune_allocator
-from .curves import CURVES_FILE, CurveOptions, LearningCurves, validation_sets
-from .data.module import BenchmarkDataModule, DataConfig
+from .curves import LearningCurves, validation_sets
+from .data.module import BenchmarkDataModule
 from .data.options import DataOptions
+from .environment import hardware
 from .inference import infer
-from .profiles import Profile
+from .locks import IncompleteRunError, describe_holder
 from .registry import get_method
-from .rundir import (
-    Part,
-    PartClaimedError,
-    RunDir,
-    config_diff,
-    describe_holder,
-    hardware,
-    tag_columns,
-)
+from .runconfig import RunConfig, TrainerOptions, config_changes
+from .rundir import Part, PartClaimedError, RunDir
 from .scoring import write_part_results
-from .train import TrainerOptions, fit, untrained_stages, uses_gpu
+from .tags import tag_columns
+from .train import fit, untrained_stages, uses_gpu
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunConfig:
-    methods: list[str]
-    profile: Profile
-    data_root: Path
-    run_dir: Path
-    sequences: list[str] = field(default_factory=lambda: ["t2", "t1"])
-    folds: list[int] | None = None           # None: the profile's folds
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    trainer: TrainerOptions = field(default_factory=TrainerOptions)
-    fold_scheme: str = "disjoint"
-    augment: bool = True
-    data_options: DataOptions = field(default_factory=DataOptions)  # --data-option
-    num_workers: int = 0
-    cohorts: list[str] | None = None
-    map_dtype: str = "float32"
-    resume: bool = False
-    data_source: str = "user"                # "user" or "synthetic-<size>[-v<version>]"
-    curves: CurveOptions = field(default_factory=CurveOptions)
-    wait: bool = False                       # wait for the run's lock instead of refusing
-    allow_config_change: bool = False        # --resume with other settings (recorded)
-
-    def to_json(self) -> dict:
-        out = asdict(self)
-        out["profile"] = asdict(self.profile)
-        return out
-
-
-CHANGES = "config_changes"  # config.json: settings changed by --allow-config-change resumes
-# settings that say how a launch runs or which parts it runs, not what a part computes:
-# free to differ on --resume (a run is often continued fold by fold or method by method)
-WARNINGS = "warnings"  # config.json: what the checks found legitimate but odd (this launch)
-LAUNCH_KEYS = ("resume", "run_dir", "wait", "allow_config_change", "trainer.progress",
-               "trainer.logger", "methods", "sequences", "folds", CHANGES, WARNINGS)
-
-
-class IncompleteRunError(RuntimeError):
-    """Parts were skipped because other processes are running them (exit status 3)."""
-
-
-def config_changes(run: RunDir, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
-    """{setting: (recorded, now)} where ``cfg`` differs from the run's config.json.
-
-    A setting the recorded config does not have at all was added by a later version of
-    the suite than the one that started the run; it is not compared (the run's parts were
-    computed as that version did, which is what its records say). Method overrides
-    (``--set``) are always compared, and so are the data options: a run recorded before
-    they existed ran with their defaults."""
-    recorded = run.config()
-    recorded.setdefault("data_options", DataOptions().to_dict())
-    changes = config_diff(recorded, cfg.to_json(), ignore=LAUNCH_KEYS)
-    return {k: v for k, v in changes.items()
-            if k.startswith("overrides.") or _has_key(recorded, k)}
-
-
-def _has_key(config: dict, dotted: str) -> bool:
-    node: Any = config
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
 
 
 def _say(text: str) -> None:
@@ -125,16 +55,8 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     # seed before the weights are drawn: a part's numbers must not depend on which parts
     # ran before it in this process (method order, or parts skipped by --resume)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    method = cls.from_profile(cfg.profile.name, cfg.overrides.get(part.method))
-    data = BenchmarkDataModule(DataConfig(
-        root=cfg.data_root, sequence=part.sequence, fold=part.fold, fold_scheme=cfg.fold_scheme,
-        batch_size=cfg.profile.batch_size, num_workers=cfg.num_workers, augment=cfg.augment,
-        repeats=cfg.profile.repeats, val_slices=cfg.profile.val_slices,
-        max_train_volumes=cfg.profile.max_train_volumes,
-        max_test_volumes=cfg.profile.max_test_volumes,
-        max_val_volumes=cfg.profile.max_val_volumes, progress=cfg.trainer.progress,
-        cohorts=cfg.cohorts, options=cfg.data_options,
-    ), sampling=cls.sampling)
+    method = cls(**cfg.hparams(part.method))
+    data = BenchmarkDataModule(cfg.data_config(part.sequence, part.fold), sampling=cls.sampling)
     sets = data.evaluation_sets()
     tags = {**method.result_tags(), **data_tags(cfg.data_options)}
     untrained = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
@@ -143,12 +65,13 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     ids = part.ids(profile=cfg.profile.name, data_source=cfg.data_source, **tag_columns(tags))
     curves = None
     if cfg.curves.enabled:
-        curves = LearningCurves(part.path / CURVES_FILE, validation_sets(sets, cfg.curves.volumes),
+        curves = LearningCurves(part.table_path("curves.csv"),
+                                validation_sets(sets, cfg.curves.volumes),
                                 cfg.curves, ids, batch_size=cfg.profile.eval_batch_size)
-    result = fit(method, data, part.path, cfg.profile, cfg.trainer, curves)
+    result = fit(method, data, part, cfg.profile, cfg.trainer, curves)
     if result.global_rank != 0:  # under DDP only rank 0 evaluates and writes
         return None
-    part.write_json("hparams.json", dict(method.hparams))
+    part.write_hparams(dict(method.hparams))
     timing = infer(method, sets, part, _device(cfg.trainer), cfg.profile.eval_batch_size,
                    cfg.map_dtype, progress=cfg.trainer.progress)
     write_part_results(part, sets, ids)
@@ -240,25 +163,25 @@ def checked(cfg: RunConfig) -> list[str]:
 def planned_parts(cfg: RunConfig) -> list[Part]:
     """Every (method, sequence, fold) part of the run, in run order."""
     run = RunDir(cfg.run_dir)
-    folds = cfg.folds if cfg.folds is not None else list(cfg.profile.folds)
-    return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences for f in folds]
+    return [run.part(m, s, f) for m in cfg.methods for s in cfg.sequences
+            for f in cfg.fold_list()]
 
 
 def write_records(cfg: RunConfig, run: RunDir, warnings: list[str] | None = None) -> None:
-    """config.json (with this launch's ``warnings``) + environment.json; under the lock,
-    so the checks are authoritative."""
+    """config.json (typed, with this launch's ``warnings``) + environment.json; under the
+    lock, so the checks are authoritative."""
     from .validate import mismatch_message
 
-    config = {**cfg.to_json(), WARNINGS: list(warnings or [])}
+    history: list[dict] = []
     if run.exists():
         if not cfg.resume:
             raise FileExistsError(f"{cfg.run_dir} already holds a run; pass --resume to "
                                   "continue it or choose another --run-id")
-        recorded = run.config()
-        changes = config_changes(run, cfg)
+        recorded = run.run_config()
+        changes = config_changes(recorded, cfg)
         if changes and not cfg.allow_config_change:
             raise ValueError(mismatch_message(run, changes))
-        history = list(recorded.get(CHANGES, []))
+        history = list(recorded.config_changes)
         if changes:  # allowed: keep what earlier parts ran with
             history.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                             "parts_done_before": [p.key for p in run.parts()],
@@ -272,8 +195,8 @@ def write_records(cfg: RunConfig, run: RunDir, warnings: list[str] | None = None
                 if not part.is_done():
                     for path in part.resume_checkpoints():
                         path.unlink(missing_ok=True)
-        config[CHANGES] = history
-    run.write_records(config)
+    run.write_records(replace(cfg.typed(), warnings=list(warnings or []),
+                              config_changes=history))
 
 
 def _run_parts(cfg: RunConfig, run: RunDir, claim: bool) -> list[PartClaimedError]:
@@ -332,7 +255,8 @@ def summary_table(run: Path) -> pd.DataFrame:
     for a run without per_dataset.csv, the mean over volumes, named ``*_mean``.
     :func:`summary_legend` defines each column."""
     keys = ["method", "sequence", "dataset"]
-    pooled_path, path = Path(run) / "per_dataset.csv", Path(run) / "per_volume.csv"
+    pooled_path = RunDir(run).table_path("per_dataset.csv")
+    path = RunDir(run).table_path("per_volume.csv")
     if pooled_path.is_file():
         long = pd.read_csv(pooled_path)
         names = {"auprc_pooled": "auprc_pooled", "auroc_pooled": "auroc_pooled",

@@ -29,27 +29,12 @@ from . import checkpoint
 from .curves import LearningCurves
 from .method import AnomalyMethod
 from .profiles import Profile
-from .rundir import RESUME_CHECKPOINT, resumed_log_version
+from .runconfig import TrainerOptions
+from .rundir import Part
 
 # checkpoint selection: --select-checkpoint name -> (logged key, mode)
 SELECTION = {"val_loss": ("val/loss", "min"), "val_auprc_mean": ("curve/val_auprc_mean", "max"),
              "val_ssim": ("curve/val_ssim", "max")}
-
-
-@dataclass
-class TrainerOptions:
-    accelerator: str = "auto"
-    devices: str | int = "auto"
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str | None = None      # None: the method's GPU precision on GPU, fp32 on CPU
-    epochs: int | dict[str, int] | None = None  # override the profile's epochs: every
-                                      # stage (int) or by stage name ({"main": 100})
-    progress: bool = True
-    logger: str = "csv"               # csv | tensorboard | wandb (if installed)
-    seed: int = 3141                  # the authors' seed
-    select: str = "val_loss"          # checkpoint kept: a key of SELECTION (curve metrics
-                                      # need learning curves; they apply to the last stage)
 
 
 @dataclass
@@ -106,13 +91,12 @@ def _precision(method: AnomalyMethod, options: TrainerOptions) -> str:
     return method.precision if uses_gpu(options) else "32-true"
 
 
-def _logger(kind: str, out_dir: Path, stage: str, resuming: bool = False) -> Any:
+def _logger(kind: str, part: Part, stage: str, resuming: bool = False) -> Any:
     # a resumed stage logs beside the first attempt's logs (the CSV logger would delete them)
-    version = stage
-    if resuming:
-        version = resumed_log_version(out_dir, stage)
+    version = part.resumed_log_version(stage) if resuming else stage
+    out_dir = part.path
     if kind == "csv":
-        return CSVLogger(str(out_dir), name="logs", version=version)
+        return CSVLogger(str(out_dir), name=part.logs_dir.name, version=version)
     if kind == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -145,7 +129,7 @@ def untrained_stages(method: AnomalyMethod, profile: Profile,
             if stage_epochs(method, s, profile, override) <= 0 < method.stage_epochs(s, profile.name)]
 
 
-def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves | None
+def _checkpoint(part: Part, stage: str, select: str, curves: LearningCurves | None
                 ) -> ModelCheckpoint:
     if select not in SELECTION:
         raise ValueError(f"unknown checkpoint selection {select!r}; allowed: {', '.join(SELECTION)}")
@@ -154,7 +138,8 @@ def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves |
             raise ValueError(f"--select-checkpoint {select} needs learning curves (--curve-every N)")
         select = "val_loss"  # an earlier stage (e.g. pre-training) has no map metrics
     monitor, mode = SELECTION[select]
-    return ModelCheckpoint(dirpath=str(out_dir), filename=f"best-{stage}", monitor=monitor,
+    best = part.best_checkpoint(stage)
+    return ModelCheckpoint(dirpath=str(best.parent), filename=best.stem, monitor=monitor,
                            mode=mode, save_top_k=1, enable_version_counter=False,
                            # a curve metric exists only on the curve's epochs
                            every_n_epochs=curves.every if select != "val_loss" else None,
@@ -163,13 +148,13 @@ def _checkpoint(out_dir: Path, stage: str, select: str, curves: LearningCurves |
                            save_weights_only=True)
 
 
-def _resume_checkpoint(out_dir: Path, stage: str) -> ModelCheckpoint:
+def _resume_checkpoint(part: Part, stage: str) -> ModelCheckpoint:
     """``last-<stage>.ckpt`` after every epoch: everything ``trainer.fit(ckpt_path=...)``
     needs to continue the stage where it stopped."""
     # no monitor, top 1: the latest epoch, overwriting the file in place (Lightning writes
     # it atomically); save_last would only write at the end when top-k saves nothing
-    return ModelCheckpoint(dirpath=str(out_dir),
-                           filename=Path(RESUME_CHECKPOINT.format(stage=stage)).stem,
+    last = part.resume_checkpoint(stage)
+    return ModelCheckpoint(dirpath=str(last.parent), filename=last.stem,
                            monitor=None, save_top_k=1, enable_version_counter=False)
 
 
@@ -182,21 +167,23 @@ class _StartEpoch(Callback):
         self.epoch = trainer.current_epoch
 
 
-def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profile: Profile,
+def fit(method: AnomalyMethod, data: L.LightningDataModule, part: Part, profile: Profile,
         options: TrainerOptions, curves: LearningCurves | None = None) -> FitResult:
-    """Train ``method`` through all its stages; returns the best checkpoint of the last one.
+    """Train ``method`` through all its stages in ``part``'s folder; returns the best
+    checkpoint of the last one.
 
     curves: record learning curves (benchmark.curves) in every stage; map metrics in the
     last stage only.
     """
+    out_dir = part.path
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(options.seed, workers=True, verbose=False)
     method.fit_statistics(data.statistics_dataloader())
-    result = FitResult(checkpoint=out_dir / "best-main.ckpt")
+    result = FitResult(checkpoint=part.best_checkpoint("main"))
     timer = _EpochTimer()
     start = time.perf_counter()
     if not method.requires_training:
-        result.checkpoint = checkpoint.save(method, out_dir / "best-main.ckpt")
+        result.checkpoint = checkpoint.save(method, part.best_checkpoint("main"))
         return result
     stages = method.stages()
     for stage in stages:
@@ -208,8 +195,8 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
         if curves is not None:
             curves.evaluate_maps = stage == stages[-1]
             curves.every = curves.opts.every(epochs)
-        ckpt = _checkpoint(out_dir, stage, options.select, curves)
-        resume = out_dir / RESUME_CHECKPOINT.format(stage=stage)
+        ckpt = _checkpoint(part, stage, options.select, curves)
+        resume = part.resume_checkpoint(stage)
         resuming = resume.is_file()
         if resuming and not zipfile.is_zipfile(resume):  # torn or overwritten: not unsafe
             raise checkpoint.CheckpointError(
@@ -220,9 +207,9 @@ def fit(method: AnomalyMethod, data: L.LightningDataModule, out_dir: Path, profi
             max_epochs=epochs, accelerator=options.accelerator, devices=options.devices,
             strategy=options.strategy, num_nodes=options.num_nodes,
             precision=_precision(method, options),
-            callbacks=[ckpt, _resume_checkpoint(out_dir, stage), first_epoch, timer]
+            callbacks=[ckpt, _resume_checkpoint(part, stage), first_epoch, timer]
             + ([curves] if curves is not None else []),
-            logger=_logger(options.logger, out_dir, stage, resuming),
+            logger=_logger(options.logger, part, stage, resuming),
             default_root_dir=str(out_dir),
             enable_progress_bar=options.progress, enable_model_summary=False,
             limit_train_batches=profile.limit_train_batches,

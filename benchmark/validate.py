@@ -37,7 +37,7 @@ from .data.layout import DataLayoutError, VolumeRecord
 from .rundir import RunDir
 
 if TYPE_CHECKING:
-    from .runner import RunConfig
+    from .runconfig import RunConfig
 
 MAX_SHOWN = 50  # problems printed; the rest are counted
 # fewer healthy training volumes per fold than this is warned about: the smallest set the
@@ -134,7 +134,7 @@ def inspect_run(cfg: RunConfig, workers: int | None = None) -> RunCheck:
 
 # ---------------------------------------------------------------------------- configuration
 def folds_of(cfg: RunConfig) -> list[int]:
-    return list(cfg.folds) if cfg.folds is not None else list(cfg.profile.folds)
+    return cfg.fold_list()
 
 
 def _check_config(cfg: RunConfig) -> list[Problem]:
@@ -165,12 +165,12 @@ def _check_methods(cfg: RunConfig, warnings: list[Problem]) -> list[Problem]:
         except UnknownMethodError as err:
             problems.append(Problem("--methods", str(err)))
             continue
-        resolved, found = cls.hparam_problems(cfg.profile.name, cfg.overrides.get(name))
+        found = cfg.hparam_problems(name)
         problems += [Problem(f"{name} hyperparameters", p) for p in found]
         if found:
             continue
         try:  # weights that cannot be had, a choice a method checks itself, ...
-            method = cls(**resolved)
+            method = cls(**cfg.hparams(name))
         except Exception as err:  # noqa: BLE001 - any failure to build is a problem
             problems.append(Problem(f"method {name}", f"method {name} ({cfg.profile.name} "
                                     f"profile) cannot be built: {type(err).__name__}: {err}"))
@@ -185,7 +185,7 @@ def _check_methods(cfg: RunConfig, warnings: list[Problem]) -> list[Problem]:
 
 
 def _check_run_dir(cfg: RunConfig) -> list[Problem]:
-    from .runner import config_changes
+    from .runconfig import config_changes
 
     run = RunDir(cfg.run_dir)
     if not run.exists():
@@ -194,7 +194,7 @@ def _check_run_dir(cfg: RunConfig) -> list[Problem]:
         return [Problem(str(cfg.run_dir), f"{cfg.run_dir} already holds a run; pass --resume "
                         "to continue it or choose another --run-id")]
     try:
-        changes = config_changes(run, cfg)
+        changes = config_changes(run.run_config(), cfg)
     except ValueError as err:
         return [Problem(str(run.config_path), str(err))]
     if changes and not cfg.allow_config_change:
@@ -225,7 +225,7 @@ def _parts(cfg: RunConfig) -> dict[str, str]:
 # ---------------------------------------------------------------------------- data
 def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
     """Read every split CSV the run reads; returns the volumes it would load (once each)."""
-    from .data.module import BenchmarkDataModule, DataConfig
+    from .data.module import BenchmarkDataModule
 
     try:
         layout.data_dir(cfg.data_root)
@@ -237,10 +237,7 @@ def _check_splits(cfg: RunConfig, out: RunCheck) -> list[VolumeRecord]:
         for fold in [f for f in folds_of(cfg) if 0 <= f < layout.N_FOLDS]:
             where = f"{sequence} fold{fold}"
             try:
-                data = BenchmarkDataModule(DataConfig(
-                    root=cfg.data_root, sequence=sequence, fold=fold,
-                    fold_scheme=cfg.fold_scheme, max_train_volumes=cfg.profile.max_train_volumes,
-                    max_test_volumes=cfg.profile.max_test_volumes, cohorts=cfg.cohorts))
+                data = BenchmarkDataModule(cfg.data_config(sequence, fold))
                 cohorts = data.test_cohorts()
             except (DataLayoutError, ValueError, OSError) as err:
                 out.problems.append(_data_problem(err, sequence))

@@ -63,6 +63,23 @@ def smoke_run(toy_root, tmp_path_factory):
 REPO = Path(__file__).resolve().parents[1]
 
 
+def write_run_config(run_dir: Path, data_root: Path | str = "/nonexistent", **settings) -> Path:
+    """A run's config.json as `benchmark run` writes it (smoke profile, method "m", T2;
+    ``settings`` replace any field of benchmark.runconfig.RunConfig)."""
+    import json
+
+    from benchmark.profiles import PROFILES
+    from benchmark.runconfig import RunConfig
+
+    settings.setdefault("profile", PROFILES["smoke"])
+    cfg = RunConfig(methods=settings.pop("methods", ["m"]), data_root=Path(data_root),
+                    run_dir=Path(run_dir), sequences=settings.pop("sequences", ["t2"]),
+                    **settings)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "config.json").write_text(json.dumps(cfg.to_json()))
+    return Path(run_dir) / "config.json"
+
+
 @pytest.fixture(scope="session")
 def load_script():
     """Import a script that is not part of a package (e.g. the reference board's

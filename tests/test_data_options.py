@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 import torchio as tio
+from conftest import write_run_config
 from scipy import ndimage as ndi
 from torch.utils.data import DataLoader
 from torchio.transforms.augmentation.intensity.random_bias_field import BiasField
@@ -29,6 +30,7 @@ from benchmark.data.loader import (
 )
 from benchmark.data.module import BenchmarkDataModule, DataConfig
 from benchmark.data.options import PRESETS, DataOptions, parse_data_options
+from benchmark.profiles import PROFILES
 from benchmark.rundir import RunDir
 
 
@@ -144,8 +146,7 @@ def test_smoothing_reaches_every_record_and_the_runs_data_config(toy_root, tmp_p
     sets = dm.evaluation_sets()
     records = dm.records["train"] + [r for s in sets.values() for rs in s.values() for r in rs]
     assert records and all(r.smoothing == "curvature_flow" for r in records)
-    (tmp_path / "config.json").write_text(json.dumps({
-        "data_root": str(toy_root), "profile": {}, "data_options": {"smoothing": "curvature_flow"}}))
+    write_run_config(tmp_path, toy_root, data_options=DataOptions(smoothing="curvature_flow"))
     cfg = RunDir(tmp_path).data_config("t2", 0)
     assert cfg.options == DataOptions(smoothing="curvature_flow")
 
@@ -245,7 +246,8 @@ def test_a_run_with_the_authors_pipeline_records_and_tags_it(toy_root, tmp_path)
     # the test volumes were scored as loaded with the smoothing
     rq = pd.read_csv(run / "recon_quality.csv")
     ixi = layout.healthy_splits(toy_root, "t2", 0)["test"][0]
-    x = load_volume(replace(ixi, smoothing="curvature_flow")).image
+    x = load_volume(replace(ixi, smoothing="curvature_flow",
+                            slice_step=PROFILES["smoke"].slice_step)).image
     with np.load(run / "ae/t2/fold0/maps/IXI_test.npz") as maps:
         i = list(maps["names"]).index(ixi.name)
         rec = maps["reconstruction"][i].astype(np.float32)
@@ -282,7 +284,7 @@ def test_l1_all_counts_the_background_and_table1_shows_it_beside_l1():
 
 def test_check_reports_drop_last_that_would_train_nothing(toy_root, tmp_path):
     from benchmark.profiles import PROFILES
-    from benchmark.runner import RunConfig
+    from benchmark.runconfig import RunConfig
     from benchmark.validate import check_run
 
     cfg = RunConfig(methods=["thresh"], profile=replace(PROFILES["smoke"], batch_size=64),

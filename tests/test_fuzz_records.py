@@ -63,7 +63,8 @@ def toml_config(draw) -> str:
 @example(text="methods = false", suffix=".toml")
 @example(text="[cddpm]", suffix=".toml")
 def test_toml_configs_give_checked_hyperparameters_or_one_error(tmp_path, text, suffix):
-    from benchmark.cli import CliError, parse_overrides
+    from benchmark.cli import CliError
+    from benchmark.cli.run import parse_overrides
     from benchmark.registry import get_method
 
     path = tmp_path / f"config{suffix}"

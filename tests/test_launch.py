@@ -17,11 +17,11 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_run_config
 
 from benchmark.cli import build_parser, main
 
@@ -172,7 +172,7 @@ def test_fit_continues_a_stage_from_its_last_checkpoint(toy_root, tmp_path):
         method = get_method("ae").from_profile("smoke")
         data = BenchmarkDataModule(DataConfig(root=toy_root, sequence="t2", fold=0, batch_size=4,
                                               max_train_volumes=8, val_slices=2))
-        return fit(method, data, part.path, get_profile("smoke"),
+        return fit(method, data, part, get_profile("smoke"),
                    TrainerOptions(epochs=epochs, progress=False))
 
     part = RunDir(tmp_path / "r").part("ae", "t2", 0)
@@ -226,7 +226,7 @@ def test_a_crafted_resume_state_is_refused_without_running_code(toy_root, tmp_pa
     data = BenchmarkDataModule(DataConfig(root=toy_root, sequence="t2", fold=0, batch_size=4,
                                           max_train_volumes=8, val_slices=2))
     with pytest.raises(UnsafeCheckpointError, match="last-main.ckpt: refused"):
-        fit(method, data, part.path, get_profile("smoke"), TrainerOptions(epochs=1, progress=False))
+        fit(method, data, part, get_profile("smoke"), TrainerOptions(epochs=1, progress=False))
     assert not marker.exists(), "a resume state must never run code"
 
 
@@ -424,10 +424,7 @@ def test_time_limits_in_slurm_formats():
 def _timing_run(path: Path, data_root: Path, profile: str, device: str = "cuda") -> Path:
     from benchmark.profiles import get_profile
 
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps(
-        {"methods": ["ae"], "profile": asdict(get_profile(profile)), "data_root": str(data_root),
-         "sequences": ["t2"], "folds": [0]}))
+    write_run_config(path, data_root, methods=["ae"], profile=get_profile(profile), folds=[0])
     pd.DataFrame([{"method": "ae", "fold": 0, "sequence": "t2", "device": device,
                    "hardware": "Test GPU", "train_seconds_per_epoch": 36.0,
                    "infer_seconds_per_volume": 30.0}]).to_csv(path / "timings.csv", index=False)
@@ -454,25 +451,29 @@ def test_plan_estimates_from_measured_timings(toy_root, tmp_path, capsys):
 def test_plan_scales_epoch_time_by_training_volumes_and_uses_reference_figures():
     from benchmark.launch.plan import Counts, Figure, plan_parts
     from benchmark.profiles import get_profile
+    from benchmark.runconfig import RunConfig
 
     def counts(sequence, fold):
         return Counts(train=16, val=4, evaluation=10, source="test")
 
+    def config(method, profile, **kw):
+        return RunConfig(methods=[method], profile=get_profile(profile), data_root=Path(),
+                         run_dir=Path(), sequences=["t2"], folds=[0], **kw)
+
     figure = Figure(seconds_per_epoch=10.0, seconds_per_volume=36.0, hardware="H",
                     source="S", train_volumes=8)
-    [part] = plan_parts(["ae"], get_profile("smoke"), ["t2"], [0], counts,
-                        {("ae", "t2"): figure}, epochs_override=18)
+    [part] = plan_parts(config("ae", "smoke"), counts, {("ae", "t2"): figure},
+                        epochs_override=18)
     # twice the training volumes of the measured run: twice the seconds per epoch
     assert part.train_hours == pytest.approx(18 * 10.0 * 2 / 3600)
     assert part.infer_hours == pytest.approx(10 * 36.0 / 3600)
-    paper = get_profile("paper")
-    [ddpm] = plan_parts(["ddpm"], paper, ["t2"], [0], counts, {}, epochs_override=100)
+    [ddpm] = plan_parts(config("ddpm", "paper"), counts, {}, epochs_override=100)
     # README's CPU figures: 0.2 training slices/s, 75 s per volume; one slice per volume
     assert ddpm.train_hours == pytest.approx(100 * 16 / 0.2 / 3600)
     assert ddpm.infer_hours == pytest.approx(10 * 75 / 3600) and "cpu" in ddpm.hardware
     # stages and epochs come from the method's class and hyperparameters, no network built
-    [cddpm] = plan_parts(["cddpm"], paper, ["t2"], [0], counts, {})
+    [cddpm] = plan_parts(config("cddpm", "paper"), counts, {})
     assert cddpm.epochs == {"pretrain": 1200, "main": 1200}
-    [cddpm] = plan_parts(["cddpm"], paper, ["t2"], [0], counts, {}, None,
-                         {"cddpm": {"pretrain": "false"}})
+    [cddpm] = plan_parts(config("cddpm", "paper", overrides={"cddpm": {"pretrain": "false"}}),
+                         counts, {})
     assert cddpm.epochs == {"main": 1200}

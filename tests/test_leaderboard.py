@@ -15,6 +15,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_run_config
 from mlxtend.evaluate import permutation_test
 
 from benchmark.leaderboard import build_leaderboard, configure_parser, main
@@ -29,6 +30,7 @@ from benchmark.leaderboard.significance import (
     permutation_pvalue,
     unpaired_permutation_replica,
 )
+from benchmark.profiles import get_profile
 
 FOLDS = 5
 VOLUMES = [f"vol{i:02d}" for i in range(6)]
@@ -98,7 +100,7 @@ def write_run(path, methods, hardware="cpu-x86", protocol=1, folds=range(FOLDS),
                        ("recon_quality", rq), ("timings", tm), ("noise_levels", nl)):
         if rows:
             pd.DataFrame(rows).to_csv(path / f"{name}.csv", index=False)
-    (path / "config.json").write_text(json.dumps({"profile": "quick"}))
+    write_run_config(path, profile=get_profile("quick"))
     (path / "environment.json").write_text(json.dumps({"hardware": hardware}))
     return path
 
@@ -329,7 +331,7 @@ def test_healthy_set_of_both_sequences_is_not_a_conflict(tmp_path):
 
 def _tag(run, method, tags):
     """Put a method's result tags on its rows, as the runner writes them."""
-    from benchmark.rundir import tag_columns
+    from benchmark.tags import tag_columns
 
     for csv in run.glob("*.csv"):
         df = pd.read_csv(csv)
@@ -452,7 +454,7 @@ def test_qualitative_grid_from_cached_maps(toy_root, tmp_path):
              anomaly=np.stack([v.seg.astype(np.float32) for v in vols]),
              reconstruction=np.stack([v.image for v in vols]))
     part.mark_done(part.path / "best-main.ckpt", {})  # only finished parts are shown
-    (run / "config.json").write_text(json.dumps({"data_root": str(toy_root)}))
+    write_run_config(run, toy_root, profile=get_profile("paper"))
     rows, labels = case_rows([run], "Brats21", records[1].name)
     z = lesion_slice(vols[1].seg)
     assert vols[1].seg[..., z].sum() == vols[1].seg.sum(axis=(0, 1)).max() > 0

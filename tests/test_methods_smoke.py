@@ -12,6 +12,7 @@ from benchmark.checkpoint import load_method
 from benchmark.method import FAMILIES, AnomalyMethod, AnomalyOutput
 from benchmark.profiles import get_profile
 from benchmark.registry import get_method, list_methods
+from benchmark.rundir import RunDir
 from benchmark.train import TrainerOptions, fit
 
 SIZE, DEPTH = 96, 16
@@ -52,11 +53,12 @@ class _Data(L.LightningDataModule):
 def _fit(method: AnomalyMethod, out) -> None:
     """benchmark.train.fit on the smoke profile: each stage's best checkpoint is written
     and loaded before the next stage and before evaluation."""
-    result = fit(method, _Data(method.sampling), out, get_profile("smoke"),
+    part = RunDir(out).part(method.name, "t2", 0)
+    result = fit(method, _Data(method.sampling), part, get_profile("smoke"),
                  TrainerOptions(accelerator="cpu", devices=1, epochs=1, progress=False))
     assert result.checkpoint.is_file()
     if method.requires_training:
-        assert [p.name for p in sorted(out.glob("best-*.ckpt"))] == sorted(
+        assert [p.name for p in sorted(part.path.glob("best-*.ckpt"))] == sorted(
             f"best-{s}.ckpt" for s in method.stages())
     # the method holds exactly the weights of the checkpoint it will be evaluated with
     saved = load_method(result.checkpoint).state_dict()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import checkpoint
+from benchmark import checkpoint, hparams
 from benchmark.cli import main
 from benchmark.data import layout, manifest
 from benchmark.data.loader import load_volume
@@ -42,7 +42,7 @@ def test_resume_with_other_settings_is_refused_naming_the_keys(run, toy_root, ca
     assert main(_args(run, toy_root, "--resume", "--seed", "5", "--set", "thresh.nbins=64")) == 2
     err = capsys.readouterr().err
     assert "trainer.seed: recorded 3141, now 5" in err
-    assert "overrides.thresh.nbins: recorded '(not set)', now '64'" in err
+    assert "overrides.thresh.nbins: recorded '(not set)', now 64" in err  # typed
     assert (run / "config.json").read_bytes() == config, "config.json must stay as it was"
 
 
@@ -211,8 +211,8 @@ def test_harness_checkpoints_load_safely_and_old_ones_only_when_trusted(run, tmp
         checkpoint.load_weights(method, old)
     checkpoint.load_weights(method, old, trust=True)
     with pytest.raises(TypeError, match="'where'"):
-        checkpoint.plain_hparams({"where": object()})
-    assert checkpoint.plain_hparams({"p": Path("/x"), "t": (1, 2)}) == {"p": "/x", "t": (1, 2)}
+        hparams.plain_hparams({"where": object()})
+    assert hparams.plain_hparams({"p": Path("/x"), "t": (1, 2)}) == {"p": "/x", "t": (1, 2)}
 
 
 def test_lightning_hyperparameters_are_stored_as_plain_values(tmp_path):

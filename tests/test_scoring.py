@@ -1,15 +1,16 @@
 """benchmark.scoring / benchmark.thresholds on the toy data set with hand-made cached maps."""
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_run_config
 
 from benchmark import scoring
 from benchmark.data.loader import load_volume
 from benchmark.data.module import BenchmarkDataModule, DataConfig
 from benchmark.postprocess import PostProcess
+from benchmark.profiles import get_profile
 from benchmark.rundir import RunDir
 from benchmark.scoring.domain_shift import (
     contrast_transform,
@@ -221,9 +222,7 @@ def test_evaluate_cli_rescores_from_cached_maps(tmp_path, toy_root, sets):
     run = tmp_path / "run"
     part = RunDir(run).part("m", "t2", 0)
     _write_maps(part, sets, _perfect)
-    (run / "config.json").write_text(json.dumps({
-        "profile": {"name": "smoke"}, "data_root": str(toy_root), "fold_scheme": "disjoint",
-        "cohorts": ["Brats21"]}))
+    write_run_config(run, toy_root, profile=get_profile("paper"), cohorts=["Brats21"])
     part.mark_done(part.path / "best-main.ckpt", {"variant": "x"})
     assert main(["evaluate", str(run), "--postprocess", "median3", "--thresholds",
                  "oracle,fpr5", "--auc-region", "all"]) == 0
@@ -260,11 +259,16 @@ def test_infer_contrast_levels_caches_maps_of_the_shifted_inputs(tmp_path, sets)
 def test_cpu_peak_memory_covers_one_part_only():
     # inference's CPU peak memory is reset per part: a big allocation before the reset
     # (an earlier method in the same process) must not show up in the next part's number
+    import mmap
+
     from benchmark.inference import peak_rss_mb, reset_peak_rss
 
-    big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+    # mapped and unmapped directly: the allocator's thresholds (benchmark.cpu raises them
+    # in-process for runs) must not decide whether the memory is given back
+    big = mmap.mmap(-1, 400 * 2**20)
+    big.write(b"\1" * len(big))  # 400 MiB, touched
     before = peak_rss_mb()
-    del big
+    big.close()
     assert reset_peak_rss()
     after = peak_rss_mb()
     assert before - after > 300, (before, after)

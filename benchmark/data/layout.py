@@ -30,10 +30,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where split files are read or written
+    import pandas as pd
 
 Sequence = Literal["t1", "t2"]
 SEQUENCES: tuple[str, ...] = ("t1", "t2")             # what a run trains and tests on
@@ -113,6 +115,9 @@ class VolumeRecord:
     # how the image is smoothed when it is loaded (data option `smoothing`, set by the data
     # module); part of the record so that load_volume's cache keeps the variants apart
     smoothing: str = "none"
+    # every k-th axial slice only (the smoke profile's data: Profile.slice_step), starting
+    # at k // 2; set by the data module, so every reader of the record sees the same slices
+    slice_step: int = 1
 
 
 # ---------------------------------------------------------------------------- writing
@@ -144,6 +149,8 @@ def write_split(splits_dir: Path, name: str, rows: Iterable[Mapping] | pd.DataFr
                 extra_columns: Iterable[str] = ()) -> str:
     """Write ``<splits_dir>/<name>.csv`` as the authors do (leading unnamed index column,
     :data:`SPLIT_COLUMNS` then ``extra_columns``); atomic; returns the text's sha256."""
+    import pandas as pd
+
     columns = [*SPLIT_COLUMNS, *extra_columns]
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
     text = frame.reindex(columns=columns).to_csv(index=True)
@@ -195,6 +202,8 @@ def read_split(csv: Path) -> pd.DataFrame:
 def _read_csv(csv: Path) -> pd.DataFrame:
     """pandas' reading of a split CSV; an empty, malformed or non-UTF-8 file is a
     DataLayoutError naming it."""
+    import pandas as pd
+
     try:
         return pd.read_csv(csv)
     except pd.errors.EmptyDataError:
@@ -309,6 +318,12 @@ def _site(value) -> str | None:
     return str(value) if isinstance(value, str) and value.strip() else None
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat(frames)
+
+
 def _ixi_frame(ddir: Path, csv: Path, sequence: str) -> pd.DataFrame:
     df = read_split(csv)
     if sequence == "t1":
@@ -361,7 +376,7 @@ def healthy_splits(root: Path, sequence: str, fold: int, scheme: str = "disjoint
                   if split_file(splits, ixi_split_name(s, k)).is_file()]
         if not frames:
             raise DataLayoutError(f"no IXI_train_fold*.csv / IXI_val_fold*.csv in {splits}")
-        pool = pd.concat(frames).drop_duplicates("img_name")
+        pool = _concat(frames).drop_duplicates("img_name")
         pool = pool[~pool["img_name"].isin(set(test["img_name"]))].sort_values("img_name")
         if len(pool) < N_FOLDS:
             raise DataLayoutError(f"{splits}: only {len(pool)} healthy training volumes")

@@ -25,8 +25,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from .layout import DataLayoutError
 
 MANIFEST = "manifest.json"
@@ -163,6 +161,8 @@ def verify(root: Path) -> tuple[Manifest, dict[str, list[str]]]:
                 and not any(p.startswith(".") for p in rel_parts)
                 and not path.name.endswith(".part")):
             problems["extra"].append(path.relative_to(base).as_posix())
+    import pandas as pd  # here: `data verify --help` needs no pandas
+
     for csv in sorted((manifest.data / "splits").glob("*.csv")):
         table = pd.read_csv(csv, index_col=0)
         for col in ("img_path", "mask_path", "seg_path"):

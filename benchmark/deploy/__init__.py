@@ -1,6 +1,6 @@
 """Using a trained model outside its run: predict on new raw scans, export a bundle.
 
-    model.py     TrainedModel: a finished part or a bundle, as one object (open_model)
+    model.py     TrainedModel: a finished part or a bundle, as one object
     recipe.py    how the training data was prepared, so a raw scan can follow it
     native.py    a raw scan through `data prepare` onto the model's grid, and maps back
     predict.py   `benchmark predict`: maps and lesion masks on the input's own grid

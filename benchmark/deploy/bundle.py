@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..checkpoint import plain_hparams
-from ..hparams import HparamError, annotations, coerce, expected_type
+from ..atomic import read_json
+from ..environment import git_commit
+from ..hparams import HparamError, annotations, coerce, expected_type, plain_hparams
 from ..method import AnomalyMethod
 from ..registry import get_method
-from ..rundir import git_commit, read_json
 from ..thresholds import SOURCES
 from .card import model_card
 from .model import BUNDLE_FILE, TrainedModel, from_part, part_of
@@ -164,3 +164,13 @@ def load_bundle(path: Path) -> TrainedModel:
     return TrainedModel(method.eval(), identity, Preparation.from_json(doc["preparation"]),
                         dict(doc["scoring"]), thresholds, dict(doc["training_data"]),
                         list(doc.get("results") or []), dict(doc.get("timings") or {}))
+
+
+def open_model(path: Path) -> TrainedModel:
+    """A bundle folder (``bundle.json``) or a part folder ``RUN/METHOD/SEQ/foldK``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--model {path}: no such folder")
+    if (path / BUNDLE_FILE).is_file():
+        return load_bundle(path)
+    return from_part(part_of(path))

@@ -35,7 +35,7 @@ def configure_predict_parser(p: argparse.ArgumentParser) -> None:
 
 
 def predict_main(args: argparse.Namespace) -> int:
-    from .model import open_model
+    from .bundle import open_model
     from .predict import PredictOptions, check_inputs, predict_scan
 
     check_inputs(args.input, args.mask)

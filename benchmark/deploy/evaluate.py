@@ -16,10 +16,12 @@ import pandas as pd
 import torch
 
 from ..checkpoint import save
+from ..environment import hardware
 from ..inference import infer
 from ..profiles import get_profile
-from ..rundir import RunDir, hardware, new_run_id, tag_columns
+from ..rundir import RunDir, new_run_id
 from ..scoring import ScoringOptions, write_part_results
+from ..tags import tag_columns
 from .bundle import load_bundle
 from .recipe import data_root_kind
 
@@ -43,7 +45,8 @@ def _data_root(training: dict, data_root: Path | None) -> tuple[Path, str]:
 def evaluate_bundle(bundle: Path, data_root: Path | None, out: Path, run_id: str | None,
                     profile: str, opts: ScoringOptions) -> RunDir:
     """Infer and score the bundle's model on ``data_root``; returns the new run."""
-    from ..runner import RunConfig
+    from ..data.options import DataOptions
+    from ..runconfig import RunConfig
 
     model = load_bundle(bundle)
     ident, training = model.identity, model.training_data
@@ -57,16 +60,15 @@ def evaluate_bundle(bundle: Path, data_root: Path | None, out: Path, run_id: str
     run = RunDir(Path(out) / (run_id or new_run_id(f"eval-{ident['method']}")))
     if run.exists():
         raise FileExistsError(f"{run.path} already holds a run; choose another --run-id")
+    # the loader's smoothing (a data option) as in training
+    options = DataOptions(smoothing=model.preparation.smoothing)
     cfg = RunConfig(methods=[ident["method"]], profile=prof, data_root=root, run_dir=run.path,
                     sequences=[model.sequence], folds=[int(ident["fold"])], data_source=source,
-                    fold_scheme=training.get("fold_scheme", "disjoint"))
+                    fold_scheme=training.get("fold_scheme", "disjoint"), data_options=options,
+                    bundle={"path": str(bundle), **ident})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with run.launch_lock():
-        config = {**cfg.to_json(), "bundle": {"path": str(bundle), **ident}}
-        if model.preparation.smoothing != "none":  # the loader's data option, as in training
-            config["data_options"] = {**(config.get("data_options") or {}),
-                                      "smoothing": model.preparation.smoothing}
-        run.write_records(config)
+        run.write_records(cfg)
         part = run.part(ident["method"], model.sequence, int(ident["fold"]))
         with part.claim():
             sets = run.evaluation_sets(part)
@@ -74,8 +76,8 @@ def evaluate_bundle(bundle: Path, data_root: Path | None, out: Path, run_id: str
             tags = dict(ident.get("tags") or {})
             ids = part.ids(profile=prof.name, data_source=source, **tag_columns(tags))
             write_part_results(part, sets, ids, opts)
-            checkpoint = save(model.method, part.path / "best-main.ckpt")
-            part.write_json("hparams.json", dict(ident.get("hparams") or {}))
+            checkpoint = save(model.method, part.best_checkpoint())
+            part.write_hparams(dict(ident.get("hparams") or {}))
             row = {**part.ids(), "device": device.type, "hardware": hardware(),
                    "n_params": model.method.n_params(), **timing}
             part.write_table("timings.csv", pd.DataFrame([{**row, **tag_columns(tags)}]))

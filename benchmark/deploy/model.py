@@ -4,7 +4,7 @@
 loaded), its identity, how its inputs are prepared (:class:`~.recipe.Preparation`), how
 its maps are post-processed and thresholded (the part's scoring settings and its
 healthy-data thresholds), the identity of its training data and the part's results.
-:func:`open_model` takes either kind of folder; both give the same object, so a bundle
+``bundle.open_model`` takes either kind of folder; both give the same object, so a bundle
 predicts exactly what its part predicts.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..method import AnomalyMethod
+from ..runconfig import RunConfig
 from ..rundir import Part, RunDir
 from ..thresholds import SOURCES
 from .recipe import Preparation, from_run_config, manifest_file, sha256_file
@@ -60,18 +61,6 @@ class TrainedModel:
         return f"{ident['method']}/{ident['sequence']}/fold{ident['fold']}"
 
 
-def open_model(path: Path) -> TrainedModel:
-    """A bundle folder (``bundle.json``) or a part folder ``RUN/METHOD/SEQ/foldK``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--model {path}: no such folder")
-    if (path / BUNDLE_FILE).is_file():
-        from .bundle import load_bundle
-
-        return load_bundle(path)
-    return from_part(part_of(path))
-
-
 def part_of(path: Path) -> Part:
     """The finished part at ``path`` (RUN/METHOD/SEQ/foldK); a clear error otherwise."""
     path = Path(path)
@@ -95,7 +84,7 @@ def from_part(part: Part) -> TrainedModel:
     from ..checkpoint import load_method
 
     run, done = part.run, part.done()
-    config = run.config()
+    config = run.run_config()
     checkpoint = part.checkpoint()
     method = load_method(checkpoint)
     scoring, thresholds = part_thresholds(part)
@@ -105,7 +94,7 @@ def from_part(part: Part) -> TrainedModel:
         "method": part.method, "sequence": part.sequence, "fold": part.fold,
         "tags": part.tags(), "hparams": dict(method.hparams), "family": method.family,
         "paper": method.paper, "n_params": method.n_params(), "run_id": run.path.name,
-        "part": part.key, "profile": config.get("profile", {}).get("name"),
+        "part": part.key, "profile": config.profile.name,
         "checkpoint": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint),
         "git_commit": run.environment().get("git_commit"), "source": str(part.path),
     }
@@ -160,24 +149,24 @@ def part_results(part: Part) -> list[dict[str, Any]]:
             for r in out]
 
 
-def training_data(part: Part, config: dict) -> dict[str, Any]:
+def training_data(part: Part, config: RunConfig) -> dict[str, Any]:
     """Which data trained the part: cohort, fold, the data root's manifest hash and the
     training/validation subjects (names and a hash of the sorted list)."""
     from ..data.layout import HEALTHY_COHORT
     from ..data.module import BenchmarkDataModule
 
-    root = Path(config["data_root"])
+    root = Path(config.data_root)
     if not root.exists():
         raise FileNotFoundError(f"{part.path}: the run's data root {root} is not on this "
                                 "machine (its preparation and identity are read from it)")
-    data = BenchmarkDataModule(part.run.data_config(part.sequence, part.fold))
+    data = BenchmarkDataModule(config.data_config(part.sequence, part.fold))
     records = data.records
     train = sorted(r.name for r in records["train"])
     manifest = manifest_file(root)
     return {
         "cohort": HEALTHY_COHORT, "sequence": part.sequence, "fold": part.fold,
-        "fold_scheme": config.get("fold_scheme", "disjoint"),
-        "data_source": config.get("data_source", "user"), "data_root": str(root),
+        "fold_scheme": config.fold_scheme, "data_source": config.data_source,
+        "data_root": str(root),
         "manifest": None if manifest is None else {"file": manifest.name,
                                                    "sha256": sha256_file(manifest)},
         "n_train": len(train), "n_val": len(records["val"]),

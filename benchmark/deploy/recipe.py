@@ -24,11 +24,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..data.layout import HEALTHY_COHORT, data_dir
+
+if TYPE_CHECKING:
+    from ..runconfig import RunConfig
 
 Kind = Literal["prepare", "synthetic"]
 KINDS: tuple[str, ...] = ("prepare", "synthetic")
@@ -145,13 +148,11 @@ def data_root_kind(root: Path) -> tuple[Kind | None, dict]:
     return kind, info
 
 
-def from_run_config(config: dict, sequence: str, train_names: list[str]) -> Preparation:
-    """The preparation of a run's training data, from its config.json: the data root and
-    source, and the loader's smoothing (data option; absent: none)."""
-    recipe = from_data_root(Path(config["data_root"]), config.get("data_source", "user"),
-                            sequence, train_names)
-    smoothing = (config.get("data_options") or {}).get("smoothing", "none")
-    return replace(recipe, smoothing=smoothing)
+def from_run_config(config: RunConfig, sequence: str, train_names: list[str]) -> Preparation:
+    """The preparation of a run's training data, from its configuration: the data root and
+    source, and the loader's smoothing (data option)."""
+    recipe = from_data_root(Path(config.data_root), config.data_source, sequence, train_names)
+    return replace(recipe, smoothing=config.data_options.smoothing)
 
 
 def from_data_root(root: Path, data_source: str, sequence: str,

@@ -13,15 +13,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from benchmark.atomic import atomic_path, write_csv
 from benchmark.checkpoint import load_method
 from benchmark.data.layout import HEALTHY_COHORT
 from benchmark.data.loader import Volume, load_volume
 from benchmark.diffusion.method import DiffusionMethod
 from benchmark.metrics import auprc
 from benchmark.postprocess import PostProcess
-from benchmark.rundir import Part, RunDir, atomic_path, write_csv
-
-DIFFUSION_METHODS = ("ddpm", "pddpm", "cddpm")
+from benchmark.rundir import Part, RunDir
 
 
 def load_diffusion(part: Part, device: torch.device, trust: bool = False) -> DiffusionMethod:
@@ -55,7 +54,7 @@ def find_parts(run: Path, methods: Sequence[str], sequence: str | None,
     """{method: Part} for the requested methods that finished in the run (lowest fold
     unless one is given; the run's first sequence unless one is given)."""
     rd = RunDir(run)
-    sequence = sequence or rd.config()["sequences"][0]
+    sequence = sequence or rd.run_config().sequences[0]
     found = {}
     for part in rd.find_parts(list(methods), sequence, fold):
         found.setdefault(part.method, part)

@@ -16,12 +16,13 @@ import argparse
 import torch
 
 from benchmark.checkpoint import load_method
-from benchmark.rundir import RunDir, tag_columns
+from benchmark.rundir import RunDir
 from benchmark.scoring.domain_shift import (
     CONTRAST_LEVELS,
     infer_contrast_levels,
     score_domain_shift,
 )
+from benchmark.tags import tag_columns
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir)
-    config = run.config()
+    config = run.run_config()
     levels = tuple(float(c) for c in args.contrasts.split(",") if c.strip())
     if any(c <= 0 for c in levels):
         raise ValueError(f"--contrasts {args.contrasts!r}: contrast levels must be > 0")
@@ -49,9 +50,9 @@ def main(args: argparse.Namespace) -> int:
         method = load_method(part.checkpoint()).to(device)
         sets = run.evaluation_sets(part)
         infer_contrast_levels(method, sets, part, device, levels=levels,
-                              batch_size=config.get("profile", {}).get("eval_batch_size", 50))
-        ids = part.ids(profile=config.get("profile", {}).get("name"),
-                       data_source=config.get("data_source"), **tag_columns(part.tags()))
+                              batch_size=config.profile.eval_batch_size)
+        ids = part.ids(profile=config.profile.name, data_source=config.data_source,
+                       **tag_columns(part.tags()))
         part.write_table("domain_shift.csv", score_domain_shift(part, sets, ids))
         print(f"{part.method} {part.sequence} fold{part.fold}: done", flush=True)
     run.collect()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.atomic import write_csv
 from benchmark.leaderboard import agreement as ag
 from benchmark.leaderboard.load import load_runs
 from benchmark.references import (
@@ -32,7 +33,6 @@ from benchmark.references import (
     match_entries,
     read_reference,
 )
-from benchmark.rundir import write_csv
 
 # metric -> where its value per test volume is (the bootstrap's statistic) and what the
 # table and volume statistics are, in words for the output

@@ -210,8 +210,7 @@ def launch(cfg, opts: LaunchOptions, say: Callable[[str], None] = _say) -> int:
             say(f"running in another process, not submitted: {_name(part)} "
                 f"({before[_name(part)].log}); launch again with --resume once it ends")
         for part in todo:  # a new attempt: the old attempt's records go, its last-*.ckpt stay
-            part.submission_path.unlink(missing_ok=True)
-            part.job_path.unlink(missing_ok=True)
+            part.forget_job()
         if opts.launcher == "local":
             from .local import run_local
 

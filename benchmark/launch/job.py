@@ -28,27 +28,13 @@ from typing import Any
 
 import submitit
 
-from ..rundir import RunDir, read_json, write_json
+from ..rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def read_record(path) -> dict:
-    """A part's submission.json or job.json ({} if absent or unreadable)."""
-    try:
-        return read_json(path) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def update_record(path, **values: Any) -> dict:
-    record = {**read_record(path), **values}
-    write_json(path, record)
-    return record
 
 
 def error_line(exc: BaseException) -> str:
@@ -104,11 +90,10 @@ class PartJob(submitit.helpers.Checkpointable):
         rank = _rank()
         if part.is_done():
             return {"part": f"{method}/{sequence}/fold{fold}", "state": "done", "skipped": True}
-        record = part.job_path
         if rank == 0:
             part.path.mkdir(parents=True, exist_ok=True)
-            attempt = int(read_record(record).get("attempt", 0)) + 1
-            update_record(record, state="running", job_id=_job_id(), host=socket.gethostname(),
+            attempt = int(part.job().get("attempt", 0)) + 1
+            part.update_job(state="running", job_id=_job_id(), host=socket.gethostname(),
                           pid=os.getpid(), attempt=attempt, started=now(), finished=None,
                           error=None, resume_from=[p.name for p in part.resume_checkpoints()])
         try:
@@ -117,13 +102,13 @@ class PartJob(submitit.helpers.Checkpointable):
                 row = None if part.is_done() else run_part(cfg, part)
         except (SystemExit, KeyboardInterrupt) as exc:  # requeue (timeout, preemption), ctrl-C
             if rank == 0:
-                update_record(record, state="interrupted", finished=now(),
+                part.update_job(state="interrupted", finished=now(),
                               error=f"interrupted ({type(exc).__name__} {getattr(exc, 'code', '')})"
                               .strip())
             raise
         except BaseException as exc:
             if rank == 0:
-                update_record(record, state="failed", finished=now(), error=error_line(exc),
+                part.update_job(state="failed", finished=now(), error=error_line(exc),
                               traceback=traceback.format_exc()[-4000:])
             raise
         if rank != 0:
@@ -133,7 +118,7 @@ class PartJob(submitit.helpers.Checkpointable):
         except OSError as exc:  # the part is done; the launcher collects again at the end
             log.warning("%s: run-level tables not rebuilt (%s); `run --resume` or the "
                         "launcher's final collect rebuilds them", part.path, exc)
-        update_record(record, state="done", finished=now())
+        part.update_job(state="done", finished=now())
         return {"part": f"{method}/{sequence}/fold{fold}", "state": "done",
                 "train_seconds": (row or {}).get("train_seconds")}
 

@@ -22,7 +22,7 @@ import submitit
 from ..cpu import cpu_count
 from ..rundir import Part, RunDir
 from . import LaunchError, LaunchOptions, report_line
-from .job import PartJob, Slot, now, update_record
+from .job import PartJob, Slot, now
 from .status import part_status
 
 NO_LIMIT_MIN = 60 * 24 * 365  # submitit's local default is 2 minutes
@@ -82,11 +82,11 @@ def run_local(cfg, parts: list[Part], opts: LaunchOptions, say: Callable[[str], 
                 job = executor.submit(PartJob(), cfg, part.method, part.sequence, part.fold,
                                       0, slot.threads)
                 part.path.mkdir(parents=True, exist_ok=True)
-                update_record(part.submission_path, launcher="local", job_id=str(job.job_id),
-                              pid=int(job.job_id), host=socket.gethostname(),
-                              stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
-                              submitted=now(), gpus=env["CUDA_VISIBLE_DEVICES"],
-                              threads=slot.threads)
+                part.update_submission(launcher="local", job_id=str(job.job_id),
+                                       pid=int(job.job_id), host=socket.gethostname(),
+                                       stdout=str(job.paths.stdout),
+                                       stderr=str(job.paths.stderr), submitted=now(),
+                                       gpus=env["CUDA_VISIBLE_DEVICES"], threads=slot.threads)
                 active[part] = (slot, job)
             time.sleep(0.5)
             for part, (slot, job) in list(active.items()):

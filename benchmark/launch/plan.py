@@ -29,14 +29,14 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas and the run configuration are imported where they are used
+    import pandas as pd
 
-# method -> (train slices/s, inference s per 50-slice volume, hardware, what was measured)
-REFERENCE_FIGURES = {
-    "ddpm": (0.2, 75.0), "cddpm": (0.2, 79.0), "pddpm": (0.2, 303.0),
-}
-REFERENCE_PROFILE = "paper"
+    from ..runconfig import RunConfig
+
+# where a method's own measured cost (AnomalyMethod.reference_cost) comes from
 REFERENCE_HARDWARE = "2-core AMD EPYC CPU (cpu)"
 REFERENCE_SOURCE = ("README 'Performance': perf.bench_diffusion --profile paper, batch 4, "
                     "t=500 inference (ENS: x3 UNet passes, not included)")
@@ -102,51 +102,43 @@ def synthetic_counts(size: str, sequence: str, profile) -> Counts:
     return Counts(train, val, evaluation, f"synthetic-{size} size table")
 
 
-def data_counts(root: Path, sequence: str, fold: int, profile, fold_scheme: str,
-                cohorts: list[str] | None) -> Counts:
-    """Volume counts read from a data root's split CSVs (no volume is loaded)."""
-    from ..data.module import BenchmarkDataModule, DataConfig
+def data_counts(cfg: RunConfig, sequence: str, fold: int) -> Counts:
+    """Volume counts read from the run's data root's split CSVs (no volume is loaded)."""
+    from ..data.module import BenchmarkDataModule
 
-    data = BenchmarkDataModule(DataConfig(
-        root=root, sequence=sequence, fold=fold, fold_scheme=fold_scheme,
-        max_train_volumes=profile.max_train_volumes, max_test_volumes=profile.max_test_volumes,
-        cohorts=cohorts))
+    data = BenchmarkDataModule(cfg.data_config(sequence, fold))
     sets = data.evaluation_sets()
     evaluation = sum(len(records) for splits in sets.values() for records in splits.values())
-    return Counts(len(data.records["train"]), len(data.records["val"]), evaluation, str(root))
+    return Counts(len(data.records["train"]), len(data.records["val"]), evaluation,
+                  str(cfg.data_root))
 
 
 # ---------------------------------------------------------------------------- timings
 def measured_figures(runs: list[Path], profile: str) -> tuple[dict[tuple[str, str], Figure], list[str]]:
     """{(method, sequence): Figure} from timings.csv of runs with ``profile``; notes on
     runs left out."""
-    from ..profiles import Profile
+    import pandas as pd
+
     from ..rundir import RunDir
 
     out: dict[tuple[str, str], Figure] = {}
     notes: list[str] = []
     for path in runs:
         run = RunDir(path)
-        config = run.config()
-        run_profile = (config.get("profile") or {}).get("name")
-        table = run.path / "timings.csv"
-        if run_profile != profile:
-            notes.append(f"{path}: profile {run_profile!r}, not {profile!r}: not used "
+        config = run.run_config()
+        table = run.table_path("timings.csv")
+        if config.profile.name != profile:
+            notes.append(f"{path}: profile {config.profile.name!r}, not {profile!r}: not used "
                          "(network sizes differ between profiles)")
             continue
         if not table.is_file():
             notes.append(f"{path}: no timings.csv")
             continue
         frame = pd.read_csv(table)
-        prof = Profile(**{k: tuple(v) if k == "folds" else v
-                          for k, v in config["profile"].items()})
         for (method, sequence), rows in frame.groupby(["method", "sequence"]):
             train_volumes = None
             try:
-                root = Path(config["data_root"])
-                train_volumes = data_counts(root, sequence, int(rows["fold"].iloc[0]), prof,
-                                            config.get("fold_scheme", "disjoint"),
-                                            config.get("cohorts")).train
+                train_volumes = data_counts(config, sequence, int(rows["fold"].iloc[0])).train
             except (OSError, KeyError, ValueError):
                 pass
             per_epoch = rows["train_seconds_per_epoch"].dropna()
@@ -159,15 +151,16 @@ def measured_figures(runs: list[Path], profile: str) -> tuple[dict[tuple[str, st
     return out, notes
 
 
-def reference_figure(method: str, profile: str) -> Figure | None:
-    if profile != REFERENCE_PROFILE or method not in REFERENCE_FIGURES:
+def reference_figure(cls, profile: str) -> Figure | None:
+    """The cost a method's class states for ``profile`` (``reference_cost``), if any."""
+    if profile not in cls.reference_cost:
         return None
-    rate, infer = REFERENCE_FIGURES[method]
+    rate, infer = cls.reference_cost[profile]
     return Figure(None, infer, REFERENCE_HARDWARE, REFERENCE_SOURCE, slices_per_second=rate)
 
 
 # ---------------------------------------------------------------------------- planning
-def method_spec(cls, profile: str, overrides: dict | None = None):
+def method_spec(cls, hparams: dict):
     """An instance of a method's class with its resolved hyperparameters and no network
     (``__init__`` not run): enough for its stages() and stage_epochs(), which read
     hyperparameters and class attributes only, without building a paper-size model or
@@ -177,28 +170,29 @@ def method_spec(cls, profile: str, overrides: dict | None = None):
     defaults = {n: p.default for n, p in cls.hyperparameters().items()
                 if p.default is not inspect.Parameter.empty}
     spec = cls.__new__(cls)
-    object.__setattr__(spec, "_hparams",
-                       AttributeDict({**defaults, **cls.resolve_hparams(profile, overrides)}))
+    object.__setattr__(spec, "_hparams", AttributeDict({**defaults, **hparams}))
     return spec
 
 
-def plan_parts(methods: list[str], profile, sequences: list[str], folds: list[int],
-               counts, figures: dict[tuple[str, str], Figure],
-               epochs_override=None, overrides: dict | None = None) -> list[PartPlan]:
-    """One PartPlan per (method, sequence, fold). counts(sequence, fold) -> Counts."""
+def plan_parts(cfg: RunConfig, counts, figures: dict[tuple[str, str], Figure],
+               epochs_override=None) -> list[PartPlan]:
+    """One PartPlan per (method, sequence, fold) of ``cfg``. counts(sequence, fold) ->
+    Counts."""
     from ..registry import get_method
     from ..train import stage_epochs
 
     out = []
-    for name in methods:
-        method = method_spec(get_method(name), profile.name, (overrides or {}).get(name))
+    profile = cfg.profile
+    for name in cfg.methods:
+        cls = get_method(name)
+        method = method_spec(cls, cfg.hparams(name))
         epochs = ({s: stage_epochs(method, s, profile, epochs_override) for s in method.stages()}
                   if method.requires_training else {})
-        for sequence in sequences:
+        for sequence in cfg.sequences:
             figure = (figures.get((name, sequence))
                       or next((f for (m, _), f in figures.items() if m == name), None)
-                      or reference_figure(name, profile.name))
-            for fold in folds:
+                      or reference_figure(cls, profile.name))
+            for fold in cfg.fold_list():
                 c = counts(sequence, fold)
                 part = PartPlan(name, sequence, fold, epochs, c)
                 if figure is not None:
@@ -233,6 +227,8 @@ def _estimate(part: PartPlan, figure: Figure, profile) -> None:
 
 
 def summary(parts: list[PartPlan]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for method in dict.fromkeys(p.method for p in parts):
         mine = [p for p in parts if p.method == method]
@@ -251,6 +247,8 @@ def summary(parts: list[PartPlan]) -> pd.DataFrame:
 
 
 def format_plan(parts: list[PartPlan], list_parts: bool = False) -> str:
+    import pandas as pd
+
     table = summary(parts)
     lines = []
     if list_parts:
@@ -307,9 +305,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..cli import CliError, _epochs, _int_list
+    from ..cli import CliError
+    from ..cli.run import _epochs, _int_list
     from ..profiles import get_profile
     from ..registry import list_methods, parse_method_list
+    from ..runconfig import RunConfig
+    from ..rundir import RunDir
 
     try:
         methods = (list_methods() if args.methods.strip() == "all"
@@ -331,17 +332,20 @@ def main(args: argparse.Namespace) -> int:
             root = candidate
     elif not root.exists():
         raise CliError(f"--data-root: {root} does not exist")
+    cfg = RunConfig(methods=methods, profile=profile, data_root=root or Path(),
+                    run_dir=Path(), sequences=sequences, folds=folds,
+                    fold_scheme=args.fold_scheme, cohorts=cohorts)
     if root is not None:
         def counts(sequence, fold):
-            return data_counts(root, sequence, fold, profile, args.fold_scheme, cohorts)
+            return data_counts(cfg, sequence, fold)
     else:
         def counts(sequence, fold):
             return synthetic_counts(profile.synthetic_size, sequence, profile)
     for run in args.timings:
-        if not (run / "config.json").is_file():
+        if not RunDir(run).exists():
             raise CliError(f"--timings {run}: not a run directory (no config.json)")
     figures, notes = measured_figures(args.timings, profile.name)
-    parts = plan_parts(methods, profile, sequences, folds, counts, figures, _epochs(args.epochs))
+    parts = plan_parts(cfg, counts, figures, _epochs(args.epochs))
     print(format_plan(parts, list_parts=args.parts))
     for note in notes:
         print(f"note: {note}")

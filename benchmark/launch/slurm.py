@@ -27,7 +27,7 @@ import submitit
 
 from ..rundir import Part, RunDir
 from . import LaunchError, LaunchOptions, report_line
-from .job import PartJob, now, update_record
+from .job import PartJob, now
 from .status import run_status
 
 DEFAULT_TIME_MIN = 24 * 60   # submitit's own default is 5 minutes
@@ -91,9 +91,9 @@ def submit_slurm(cfg, parts: list[Part], opts: LaunchOptions,
                               + f" (submission file under {run.launch_dir})") from None
         for part, job in zip(group, jobs):
             part.path.mkdir(parents=True, exist_ok=True)
-            update_record(part.submission_path, launcher="slurm", job_id=str(job.job_id),
-                          stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
-                          submitted=now(), gpus=gpus)
+            part.update_submission(launcher="slurm", job_id=str(job.job_id),
+                                   stdout=str(job.paths.stdout), stderr=str(job.paths.stderr),
+                                   submitted=now(), gpus=gpus)
             ids.append(str(job.job_id))
         array = str(jobs[0].job_id).split("_")[0]
         say(f"slurm: submitted {len(group)} part(s) as job {array}"

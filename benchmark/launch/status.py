@@ -28,7 +28,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..rundir import Part, RunDir
-from .job import read_record
 
 PENDING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                   "RESIZING", "SUSPENDED", "STOPPED"}
@@ -164,12 +163,9 @@ def last_error_line(log: str | None) -> str | None:
 def planned_parts(run: RunDir) -> list[Part]:
     """The run's parts from config.json (methods x sequences x folds), then any other part
     directory found in the run."""
-    config = run.config()
-    folds = config.get("folds")
-    if folds is None:
-        folds = (config.get("profile") or {}).get("folds") or [0]
-    parts = [run.part(m, s, f) for m in config.get("methods", [])
-             for s in config.get("sequences", []) for f in folds]
+    config = run.run_config()
+    parts = [run.part(m, s, f) for m in config.methods for s in config.sequences
+             for f in config.fold_list()]
     seen = set(parts)
     return parts + [p for p in run.parts(done=False) if p not in seen]
 
@@ -177,7 +173,7 @@ def planned_parts(run: RunDir) -> list[Part]:
 def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStatus:
     """Where one part stands. scheduler: Slurm's states by job id (None: Slurm could not
     be asked; the job's own record decides then)."""
-    sub, job = read_record(part.submission_path), read_record(part.job_path)
+    sub, job = part.submission(), part.job()
     name = f"{part.method}/{part.sequence}/fold{part.fold}"
     job_id = sub.get("job_id") or job.get("job_id")
     launcher = sub.get("launcher")
@@ -248,7 +244,7 @@ def part_status(part: Part, scheduler: dict[str, str] | None = None) -> PartStat
 
 def run_status(run: RunDir, parts: list[Part] | None = None) -> list[PartStatus]:
     parts = planned_parts(run) if parts is None else parts
-    subs = [read_record(p.submission_path) for p in parts]
+    subs = [p.submission() for p in parts]
     slurm_ids = [s.get("job_id") for s in subs if s.get("launcher") == "slurm"]
     scheduler = slurm_states(slurm_ids) if slurm_ids else {}
     return [part_status(p, scheduler) for p in parts]

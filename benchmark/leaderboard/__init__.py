@@ -183,7 +183,7 @@ def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings,
               "significance": settings.__dict__,
               "strata": (strata or StrataSettings()).__dict__,
               "protocol": _protocol_tags(rs),
-              "configs": {run: {k: c.get(k) for k in RECORDED_CONFIG if k in c}
+              "configs": {run: {k: v for k, v in c.to_json().items() if k in RECORDED_CONFIG}
                           for run, c in rs.configs.items()},
               "environments": rs.environments}
     (out / "inputs.json").write_text(json.dumps(record, indent=2, default=str))

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..rundir import TAGS_COLUMN, RunDir, decode_tags
+from ..runconfig import RunConfig
+from ..rundir import RunDir
+from ..tags import TAGS_COLUMN, decode_tags
 
 # Columns that identify a result row (never metrics, even when numeric).
 ID_COLUMNS = ("method", "fold", "dataset", "sequence", "volume", "threshold_source")
@@ -75,7 +77,7 @@ class RunSet:
 
     run_dirs: list[Path]
     tables: dict[str, pd.DataFrame]
-    configs: dict[str, dict] = field(default_factory=dict)
+    configs: dict[str, RunConfig] = field(default_factory=dict)  # runs with config.json
     environments: dict[str, dict] = field(default_factory=dict)
     flags: list[Flag] = field(default_factory=list)
 
@@ -181,15 +183,11 @@ def load_run(run_dir: str | Path) -> RunSet:
     if "per_volume.csv" not in tables and "per_dataset.csv" not in tables:
         raise FileNotFoundError(f"{run_dir}: neither per_volume.csv nor per_dataset.csv "
                                 "found; is this a run directory?")
-    jsons = {}
-    if run.exists():
-        jsons["config.json"] = run.config()
-    jsons["environment.json"] = run.environment()
+    configs = {str(run_dir): run.run_config()} if run.exists() else {}
+    environment = run.environment()
     if "timings.csv" in tables:
-        tables["timings.csv"] = _fill_hardware(tables["timings.csv"],
-                                               jsons.get("environment.json", {}))
-    return RunSet([run_dir], tables, {str(run_dir): jsons.get("config.json", {})},
-                  {str(run_dir): jsons.get("environment.json", {})})
+        tables["timings.csv"] = _fill_hardware(tables["timings.csv"], environment)
+    return RunSet([run_dir], tables, configs, {str(run_dir): environment})
 
 
 def _fill_hardware(timings: pd.DataFrame, env: dict) -> pd.DataFrame:

@@ -14,13 +14,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _record(root: Path, dataset: str, split: str, volume: str):
+def _record(config, dataset: str, split: str, volume: str):
+    """The record of ``volume`` as the run (a RunConfig) read it."""
     from ..data.layout import unhealthy_split
+    from ..data.module import BenchmarkDataModule
 
+    root = config.data_root
     records = unhealthy_split(root, dataset, split)
     for rec in records:
         if rec.name == volume:
-            return rec
+            # the slices and smoothing the run's maps were made with (benchmark.runconfig)
+            return BenchmarkDataModule.as_configured(config.data_config("t1", 0), [rec])[0]
     names = ", ".join(r.name for r in records[:10])
     raise ValueError(f"volume {volume!r} is not in {dataset}/{split} of {root} "
                      f"(first names: {names})")
@@ -52,8 +56,7 @@ def case_rows(run_dirs: list[str | Path], dataset: str, volume: str, *, fold: in
     if not found:
         raise FileNotFoundError(f"no cached maps {dataset}_{split}.npz for fold {fold} in "
                                 f"{[str(r) for r in run_dirs]}")
-    root = Path(found[0][0].config()["data_root"])
-    vol = load_volume(_record(root, dataset, split, volume))
+    vol = load_volume(_record(found[0][0].run_config(), dataset, split, volume))
     z = lesion_slice(vol.seg) if slice_index is None else slice_index
     rows, labels = [], []
     for _, method, path in found:

@@ -22,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from mlxtend.evaluate import permutation_test
 
 Unit = Literal["fold", "volume"]
 Correction = Literal["none", "holm", "bonferroni"]
@@ -149,6 +148,8 @@ def permutation_pvalue(x, y, *, paired: bool, rounds: int, seed: int | None,
     if engine == "replica" or (engine == "auto" and (len(x) + len(y)) * rounds > REPLICA_ABOVE):
         replica = paired_permutation_replica if paired else unpaired_permutation_replica
         return replica(x, y, rounds, seed), "replica-of-mlxtend"
+    from mlxtend.evaluate import permutation_test  # slow to import: only when used
+
     p = permutation_test(x, y, func="x_mean != y_mean", method="approximate",
                          num_rounds=rounds, seed=seed, paired=paired)
     return float(p), "mlxtend"

@@ -122,7 +122,7 @@ def sites_from_data_roots(rs: RunSet, datasets: set[str]) -> dict[tuple[str, str
 
     found = {}
     for config in rs.configs.values():
-        root = config.get("data_root")
+        root = config.data_root
         try:
             splits = data_dir(Path(root)) / "splits" if root else None
         except DataLayoutError:

@@ -8,7 +8,9 @@ table). Entries carrying a flag are marked with a dagger and the flags are liste
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,8 +57,20 @@ L1_RATIO = ColumnSpec("l1-ratio ↑", (("dataset", "l1_ratio_pooled"), ("dataset
                       scale=1.0)
 
 PAPER_DATASETS = ("ixi", "brats", "mslub", "atlas", "wmh")
-PAPER_METHODS = ("thresh", "vae", "svae", "ae", "dae", "ra", "phanes", "rd", "fae", "edc",
-                 "pii", "ddpm", "pddpm", "cddpm")
+# the paper's Table 2, shipped as data (benchmark/references; read here without importing
+# that package, which builds on this module)
+PAPER_TABLE = Path(__file__).resolve().parents[1] / "references" / "behrendt2025_table2.csv"
+
+
+def paper_method_order(path: Path = PAPER_TABLE) -> tuple[str, ...]:
+    """The benchmark methods of a paper table, in its row order: the order the leaderboard
+    lists them in (read from the table, so that no list of method names is kept in code)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return tuple(dict.fromkeys(row["method"] for row in rows if row["method"]))
+
+
+PAPER_METHODS = paper_method_order()
 
 
 @dataclass

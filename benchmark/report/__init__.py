@@ -18,10 +18,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from ..rundir import RunDir
 
-from .volumes import BrowserOptions, browser_volumes
+if TYPE_CHECKING:  # pandas and the volume browser load when a report is made
+    import pandas as pd
+
+    from .volumes import BrowserOptions
 
 ASSETS = Path(__file__).parent / "assets"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -49,10 +53,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+def _browser_options(**values) -> BrowserOptions:
+    from .volumes import BrowserOptions
+
+    return BrowserOptions(**values)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         out = build_report(args.leaderboard_dir, args.out, args.runs,
-                           BrowserOptions(volumes=args.browser_volumes, fold=args.browser_fold,
+                           _browser_options(volumes=args.browser_volumes, fold=args.browser_fold,
                                           slice_step=args.slice_step))
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -87,6 +97,8 @@ class Board:
 
 def _csv(path: Path, strings=("sequence", "threshold_source", "flags", "better",
                               "hardware")) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         return pd.DataFrame()
     try:
@@ -113,8 +125,10 @@ def load_board(root: str | Path) -> Board:
     warnings = (root / "warnings.txt").read_text().splitlines() \
         if (root / "warnings.txt").is_file() else []
     configs = dict(inputs.get("configs") or {})
-    for path in sorted(root.glob("run-records/*/config.json")):  # published boards keep them
-        configs.setdefault(str(path.parent.relative_to(root)), json.loads(path.read_text()))
+    records = root / "run-records"  # published boards keep their runs' records
+    for run in map(RunDir, sorted(records.iterdir()) if records.is_dir() else []):
+        if run.exists():
+            configs.setdefault(str(run.path.relative_to(root)), run.run_config().to_json())
     return Board(root, _csv(root / "leaderboard.csv"), _csv(root / "significance.csv"),
                  _csv(root / "timings.csv"), _csv(root / "stratified.csv"),
                  _csv(root / "stratified_significance.csv"), inputs,
@@ -144,6 +158,8 @@ def build_report(leaderboard_dir: str | Path, out: str | Path | None = None,
     missing = [str(r) for r in run_dirs if not r.is_dir()]
     if missing:
         raise FileNotFoundError(f"--runs: not a directory: {missing}")
+    from .volumes import BrowserOptions, browser_volumes
+
     volumes, notes = browser_volumes(run_dirs, browser or BrowserOptions())
     if runs is None and not run_dirs:
         notes = [(f"the run directories of this board ({', '.join(board.inputs.get('run_dirs', []))}"

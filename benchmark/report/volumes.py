@@ -118,8 +118,7 @@ def browser_volumes(run_dirs: list[Path], options: BrowserOptions | None = None
                     f" in: {where}")]
     tables, roots = {}, {}
     for run in parts["run"].unique():
-        config = RunDir(run).config() if RunDir(run).exists() else {}
-        root = config.get("data_root")
+        root = str(RunDir(run).run_config().data_root) if RunDir(run).exists() else None
         if not root or not Path(root).exists():
             notes.append(f"{run}: data root {root!r} (config.json) is not on this machine; "
                          "its maps are not shown")

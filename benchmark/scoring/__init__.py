@@ -16,13 +16,14 @@ post-processing step from :mod:`benchmark.postprocess`, every threshold from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from ..data.layout import VolumeRecord
 from ..postprocess import PostProcess
 from ..thresholds import DEFAULT_SOURCES, SOURCES
+
+if TYPE_CHECKING:  # pandas where tables are made: `evaluate --help` needs none
+    import pandas as pd
 
 PROTOCOL_VERSION = "1.0"
 AUC_REGIONS = ("brain", "all")
@@ -59,6 +60,8 @@ class ScoringOptions:
 
 
 def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
+from ..atomic import atomic_path
 from ..data.layout import HEALTHY_COHORT
 from ..data.loader import load_volume
-from ..rundir import atomic_path
 from . import PROTOCOL_VERSION, ScoringOptions, Sets
 from .maps import PartMaps
 

@@ -10,14 +10,17 @@ columns come from the run's records (config.json, done.json), its result tags in
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..postprocess import PostProcess
 from ..profiles import PROFILES
-from ..rundir import RunDir, tag_columns
+from ..rundir import RunDir
+from ..tags import tag_columns
 from ..thresholds import DEFAULT_SOURCES, SOURCES, parse_sources
 from . import AUC_REGIONS, ScoringOptions, part_tables
+
+if TYPE_CHECKING:  # pandas when parts are re-scored: `evaluate --help` needs none
+    import pandas as pd
 
 
 def configure_parser(parser) -> None:
@@ -53,9 +56,11 @@ def options_from_args(args) -> ScoringOptions:
 def _legacy_tags(part, per_volume: pd.DataFrame) -> dict:
     """Tags of a part finished before done.json recorded them: the columns of its old
     per_volume.csv that a re-score does not write."""
-    path = part.path / "per_volume.csv"
+    path = part.table_path("per_volume.csv")
     if not path.is_file():
         return {}
+    import pandas as pd
+
     old = pd.read_csv(path, nrows=1)
     return {c: old[c].iloc[0].item() if hasattr(old[c].iloc[0], "item") else old[c].iloc[0]
             for c in old.columns if c not in per_volume.columns}
@@ -63,16 +68,16 @@ def _legacy_tags(part, per_volume: pd.DataFrame) -> dict:
 
 def rescore(run: RunDir, opts: ScoringOptions) -> int:
     """Score every finished part, then write; returns the number of parts."""
-    config = run.config()
+    config = run.run_config()
     parts = run.parts()
     if not parts:
         raise FileNotFoundError(f"{run.path}: no finished part to re-score (no done.json)")
-    profile = config.get("profile", {}).get("name")
+    profile = config.profile.name
     results = []
     for part in parts:  # score everything first: nothing is overwritten unless all succeed
         sets = run.evaluation_sets(part)
         done = part.done()
-        ids = part.ids(profile=profile, data_source=config.get("data_source"))
+        ids = part.ids(profile=profile, data_source=config.data_source)
         if "tags" in done:
             tables = part_tables(part, sets, {**ids, **tag_columns(done["tags"])}, opts)
         else:
@@ -97,7 +102,7 @@ def main(args) -> int:
         raise ValueError("--data-root applies to a model bundle only; a run is re-scored on "
                          "the data it recorded")
     run = RunDir(args.run_dir)
-    run.config()  # not a run directory: an error before a lock file is made there
+    run.run_config()  # not a run directory: an error before a lock file is made there
     with run.launch_lock():  # a run being written by another process is not re-scored
         n = rescore(run, opts)
     print(f"re-scored {n} part(s) of {run.path} with post-processing {opts.describe()}, AUCs "

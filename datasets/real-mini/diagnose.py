@@ -16,6 +16,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from benchmark.rundir import RunDir
+
 
 def _load(path: Path) -> np.ndarray:
     return np.asarray(nib.load(str(path)).dataobj)
@@ -34,17 +36,16 @@ def main(data: Path, run: Path) -> None:
     print("| method | IXI brain mean | IXI p95 | patient normal mean | normal > p95 % "
           "| lesion mean | lesion > p95 % |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for part in sorted(run.glob("*/t1/fold0")):
-        maps = part / "maps"
-        if not (maps / "IXI_test.npz").is_file():
+    for part in RunDir(run).find_parts(sequence="t1", fold=0):
+        if not part.has_maps("IXI", "test"):
             continue
-        ixi = np.load(maps / "IXI_test.npz", allow_pickle=True)
+        ixi = np.load(part.maps_path("IXI", "test"), allow_pickle=True)
         healthy = np.concatenate([
             amap[_load(data / "Data" / "Train" / "ixi" / "mask" / f"{name}_mask.nii.gz") > 0]
             for name, amap in zip(ixi["names"], ixi["anomaly"])])
         p95 = np.percentile(healthy, 95)
-        amap = np.load(maps / "MSLUB_test.npz")["anomaly"][0]
-        print(f"| {part.parts[-3]} | {healthy.mean():.3f} | {p95:.3f} | "
+        amap = np.load(part.maps_path("MSLUB", "test"))["anomaly"][0]
+        print(f"| {part.method} | {healthy.mean():.3f} | {p95:.3f} | "
               f"{amap[normal].mean():.3f} | {100 * (amap[normal] > p95).mean():.1f} | "
               f"{amap[seg].mean():.3f} | {100 * (amap[seg] > p95).mean():.1f} |")
 

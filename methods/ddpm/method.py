@@ -11,6 +11,9 @@ __all__ = ["DDPM"]
 
 @register_method("ddpm")
 class DDPM(DiffusionMethod):
+    family = "diffusion"
+    # README "Performance" (perf.bench_diffusion --profile paper, 2-core CPU, t=500)
+    reference_cost = {"paper": (0.2, 75.0)}
     paper = "Wyatt et al., CVPRW 2022 (AnoDDPM); as in Behrendt et al., CBM 186:109660 (2025)"
     epochs = {"paper": 1600, "reference": 40, "quick": 16, "smoke": 1}
     profiles = UNET_PROFILES

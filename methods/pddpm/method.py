@@ -20,6 +20,9 @@ __all__ = ["PDDPM"]
 
 @register_method("pddpm")
 class PDDPM(DiffusionMethod):
+    family = "diffusion"
+    # README "Performance" (perf.bench_diffusion --profile paper, 2-core CPU, t=500)
+    reference_cost = {"paper": (0.2, 303.0)}
     paper = "Behrendt et al., MIDL 2023, PMLR 227:1019-1032 (2024)"
     epochs = {"paper": 1600, "reference": 40, "quick": 16, "smoke": 1}
     profiles = UNET_PROFILES

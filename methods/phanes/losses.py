@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmark.backbones import weights_wanted
+
 VGGChoice = Literal["vgg19", "off", "vgg19_or_off"]
 VGG_CHOICES = ("vgg19", "off", "vgg19_or_off")
 
@@ -53,7 +55,7 @@ class VGGLoss:
         if choice not in VGG_CHOICES:
             raise ValueError(f"vgg_loss={choice!r}; allowed: {', '.join(VGG_CHOICES)}")
         self.vgg = None
-        if choice != "off":
+        if choice != "off" and weights_wanted():  # not when only the shapes are wanted
             self.vgg, reason = _load_vgg19()
             if self.vgg is None and choice == "vgg19":
                 raise RuntimeError(

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
+from benchmark.backbones import weights_wanted
+
 SaliencyKind = Literal["lpips", "ssim", "lpips_or_ssim"]
 SALIENCY_KINDS = ("lpips", "ssim", "lpips_or_ssim")
 
@@ -83,7 +85,7 @@ class Saliency:
             raise ValueError(f"saliency={kind!r}; allowed: {', '.join(SALIENCY_KINDS)}")
         self.sigma = smoothing_sigma
         self.lpips = None
-        if kind != "ssim":
+        if kind != "ssim" and weights_wanted():  # not when only the shapes are wanted
             self.lpips, reason = _load_lpips()
             if self.lpips is None and kind == "lpips":
                 raise RuntimeError(

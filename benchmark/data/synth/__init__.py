@@ -121,7 +121,7 @@ def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
 
 def parameters(size: Size, seed: int, version: str = DEFAULT_VERSION) -> dict:
     """Everything that determines the bytes: compared against a stored manifest."""
-    from benchmark.data.synth.lesions import lesion_parameters
+    from benchmark.data.synth.lesion_models import lesion_parameters
 
     tpl = template_dir()
     extra = {} if version == "1" else {"lesions": lesion_parameters(version)}

@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmark.data.synth import lesions as synth_lesions
 from benchmark.data.synth.anatomy import Anatomy, random_warp, reference_anatomy, warp_anatomy
+from benchmark.data.synth.lesion_models import lesion_model
 from benchmark.data.synth.render import (
     SEQUENCES,
     Acquisition,
@@ -123,7 +124,7 @@ def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
         return None, warp_anatomy(warp)
     if pathology not in synth_lesions.PATHOLOGIES:
         raise ValueError(f"unknown pathology {pathology!r}; allowed: {synth_lesions.PATHOLOGIES}")
-    model = synth_lesions.lesion_model(spec.version)
+    model = lesion_model(spec.version)
     size = {"quantile": spec.size_quantile} if model.sized else {}
     if pathology == "tumour":
         centre, radius = model.plan_tumour(rng["lesion"], reference_anatomy(), **size)

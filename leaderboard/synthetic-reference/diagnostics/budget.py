@@ -17,10 +17,11 @@ finished parts, else the method's other sequence.
 """
 from __future__ import annotations
 
-import json
 from csv import DictReader
 from pathlib import Path
 from statistics import median
+
+from benchmark.rundir import Part, RunDir
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 LANES = ("baselines", "diffusion")
@@ -34,9 +35,9 @@ METHODS = {"baselines": ("thresh", "ae", "vae", "dae", "svae", "ra", "phanes", "
 def finished(runs: Path = RUNS) -> dict[tuple[str, str, int], dict]:
     parts = {}
     for lane in LANES:
-        for done in sorted((runs / lane).glob("*/*/fold*/done.json")):
-            rec = json.loads(done.read_text())
-            rec["part"] = done.parent
+        for part in RunDir(runs / lane).parts():  # the finished ones (done.json)
+            rec = part.done()
+            rec["part"] = part
             parts[(rec["method"], rec["sequence"], int(rec["fold"]))] = rec
     return parts
 
@@ -47,9 +48,9 @@ def per_epoch(parts: dict, method: str) -> float | None:
     return median(rates) if rates else None
 
 
-def curve_costs(part: Path) -> tuple[float, float] | None:
+def curve_costs(part: Part) -> tuple[float, float] | None:
     """(training CPU seconds, curve-evaluation seconds) from the part's learning curve."""
-    csv = part / "curves.csv"
+    csv = part.table_path("curves.csv")
     if not csv.is_file():
         return None
     rows = list(DictReader(csv.read_text().splitlines()))
