@@ -14,6 +14,8 @@ Weight resolution (:func:`load_imagenet_weights`), first hit wins:
   4. nothing found: ``allow_random_init=True`` warns loudly and keeps random weights,
      otherwise a ``RuntimeError`` says how to provide them.
 Every method built on these reports ``pretrained`` in ``result_tags()``.
+Inside :func:`shapes_only` (parameter counts: ``python -m benchmark list --params``) no
+weights are looked up, downloaded or loaded, and nothing is said about their absence.
 
 Grayscale: :class:`FeatureExtractor` repeats the one MRI channel to three and applies the
 ImageNet mean/std (official RD4AD and EDC normalise this way; the UPD port of RD feeds
@@ -21,9 +23,12 @@ ImageNet mean/std (official RD4AD and EDC normalise this way; the UPD port of RD
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -39,6 +44,24 @@ WEIGHTS_ENV = "UAD_BENCH_WEIGHTS_DIR"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STAGE_STRIDE = {"layer0": 4, "layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+_SHAPES_ONLY = contextvars.ContextVar("uad_bench_shapes_only", default=False)
+
+
+@contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build networks for their shapes only: pretrained weights (ImageNet backbones, and
+    the methods' own pretrained parts that ask :func:`weights_wanted`) are neither looked
+    up, downloaded nor loaded. For counting parameters; never for a run."""
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
+def weights_wanted() -> bool:
+    """False inside :func:`shapes_only`: a network is built for its shape only."""
+    return not _SHAPES_ONLY.get()
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -214,7 +237,10 @@ def find_state_dict(arch: Arch, weights_path: str | os.PathLike | None = None,
 
 def load_imagenet_weights(model: ResNet, weights_path: str | os.PathLike | None = None,
                           allow_random_init: bool = False, download: bool = True) -> bool:
-    """Load torchvision ImageNet weights into ``model`` (strict keys). Returns ``pretrained``."""
+    """Load torchvision ImageNet weights into ``model`` (strict keys). Returns ``pretrained``
+    (False, silently, inside :func:`shapes_only`)."""
+    if not weights_wanted():
+        return False
     state, source = find_state_dict(model.arch, weights_path, download)
     if state is not None:
         try:

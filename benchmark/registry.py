@@ -9,19 +9,30 @@ installed packages are discovered through the entry-point group ``uad_bench.meth
 
 so ``python -m benchmark run --methods mymethod,cddpm`` works without touching this
 repository.
+
+:func:`method_cards` describes every method (name, family, paper) from its registration's
+source, without importing it (``python -m benchmark list`` answers at once, with no torch):
+a registered class that states ``family`` and ``paper`` as literals in its body is read
+as it stands; any other is imported to be described.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import logging
+import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from benchmark.method import AnomalyMethod
 
 ENTRY_POINT_GROUP = "uad_bench.methods"
+BUILTIN = "methods"
 log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[AnomalyMethod]] = {}
@@ -68,7 +79,7 @@ def discover() -> None:
     if _discovered:
         return
     _discovered = True
-    importlib.import_module("methods")
+    importlib.import_module(BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
@@ -105,3 +116,119 @@ def parse_method_list(text: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"--methods lists a method twice: {text!r}")
     return names
+
+
+# ---------------------------------------------------------------------------- cards
+@dataclass(frozen=True)
+class MethodCard:
+    """What the registry says of a method without building it."""
+
+    name: str
+    family: str
+    paper: str
+    module: str  # the module that registers it
+
+
+def method_cards() -> list[MethodCard]:
+    """Every registered method's card, sorted by name, read from source where it can be
+    (see the module doc); a plug-in that fails to load is warned about and left out."""
+    cards: dict[str, MethodCard] = {}
+    for module, path in [*_builtin_sources(), *_plugin_sources()]:
+        found = _read_cards(path, module) if path is not None else []
+        if not found:
+            found = _imported_cards(module)
+        for card in found:
+            cards.setdefault(card.name, card)
+    return [cards[name] for name in sorted(cards)]
+
+
+def _builtin_sources() -> list[tuple[str, Path | None]]:
+    """(module, file) of every module of methods/<name>/ that mentions register_method."""
+    spec = importlib.util.find_spec(BUILTIN)  # a top-level package: not imported
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    out = []
+    for root in spec.submodule_search_locations:
+        for info in sorted(pkgutil.iter_modules([root]), key=lambda m: m.name):
+            if not info.ispkg or info.name.startswith("_"):
+                continue
+            for path in sorted((Path(root) / info.name).glob("*.py")):
+                if "register_method" in path.read_text(errors="replace"):
+                    stem = "" if path.stem == "__init__" else f".{path.stem}"
+                    out.append((f"{BUILTIN}.{info.name}{stem}", path))
+    return out
+
+
+def _plugin_sources() -> list[tuple[str, Path | None]]:
+    out = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        module = ep.value.split(":")[0].strip()
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        origin = getattr(spec, "origin", None)
+        out.append((module, Path(origin) if origin and origin.endswith(".py") else None))
+    return out
+
+
+def _read_cards(path: Path, module: str) -> list[MethodCard]:
+    """The cards of the classes ``@register_method("name")`` decorates in ``path`` whose
+    bodies give ``family`` and ``paper`` as literals; [] if any class does not."""
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    cards = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        names = [_registered_name(d) for d in node.decorator_list]
+        names = [n for n in names if n]
+        if not names:
+            continue
+        attrs = _literal_attributes(node)
+        if not isinstance(attrs.get("family"), str) or not isinstance(attrs.get("paper"), str):
+            return []
+        cards += [MethodCard(n, attrs["family"], attrs["paper"], module) for n in names]
+    return cards
+
+
+def _registered_name(decorator: ast.expr) -> str | None:
+    if not (isinstance(decorator, ast.Call) and decorator.args):
+        return None
+    func = decorator.func
+    called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    arg = decorator.args[0]
+    if called == "register_method" and isinstance(arg, ast.Constant) \
+            and isinstance(arg.value, str):
+        return arg.value
+    return None
+
+
+def _literal_attributes(node: ast.ClassDef) -> dict[str, object]:
+    out = {}
+    for stmt in node.body:
+        target = value = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value = stmt.target, stmt.value
+        if isinstance(target, ast.Name):
+            try:
+                out[target.id] = ast.literal_eval(value)
+            except ValueError:
+                continue
+    return out
+
+
+def _imported_cards(module: str) -> list[MethodCard]:
+    """Import ``module`` (it registers its methods) and describe what it registered."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - a broken plug-in must not hide the others
+        log.warning("could not load method module %r: %s", module, exc)
+        return []
+    return [MethodCard(name, cls.family, cls.paper, cls.__module__)
+            for name, cls in _REGISTRY.items()
+            if cls.__module__ == module or cls.__module__.startswith(module + ".")]

@@ -8,21 +8,31 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.registry import get_method, list_methods
 
 RUN = ["run", "--profile", "smoke", "--sequences", "t2", "--no-progress"]  # = conftest's smoke_run
 
 
-def test_list_shows_every_method(capsys):
-    assert main(["list", "--profile", "smoke"]) == 0
+def test_list_shows_every_method_from_the_registry_cards(capsys):
+    assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["method", "family", "paper"]
-    assert "thresh" in out and "statistical" in out and "ae" in out
-    # backbones without ImageNet weights (smoke: tiny ones never have any) are marked in the
-    # table and explained once below it, not by a banner in the middle of the table
-    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and line[0] != "*"}
-    assert rows["rd"].endswith(" *") and rows["fae"].endswith(" *") and rows["edc"].endswith(" *")
-    assert not rows["ae"].endswith("*") and "!!" not in out
-    assert out.splitlines()[-1].startswith("* no ImageNet weights")
+    header, *rows = [line for line in out.splitlines() if line.strip()]
+    assert header.split() == ["method", "family", "paper"]
+    table = {r.split()[0]: r.split()[1] for r in rows if not r.startswith("#params")}
+    assert list(table) == list_methods()
+    assert table["thresh"] == "statistical" and table["cddpm"] == "diffusion"
+    assert "#params" not in header and "!!" not in out  # nothing built, no weights looked up
+
+
+def test_list_params_counts_each_method_as_built(capsys):
+    assert main(["list", "--params", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    header, *rows = [line for line in out.splitlines() if line.strip()]
+    assert header.split()[-2:] == ["#params", "(smoke)"]
+    counts = {r.split()[0]: int(r.split()[-1].replace(",", "")) for r in rows}
+    for name in ("thresh", "ae", "rd", "cddpm"):  # shapes only (meta device) = the real build
+        assert counts[name] == get_method(name).from_profile("smoke").n_params(), name
+    assert counts["thresh"] == 0 and "!!" not in out
 
 
 def test_run_writes_the_results_contract(smoke_run):
@@ -148,7 +158,8 @@ def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
          str(toy_root), "--out", str(tmp_path), "--accelerator", "cpu", "--devices", "2",
          "--strategy", "ddp"],
         capture_output=True, text=True, cwd=repo, timeout=600, check=False,
-        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+             "UAD_BENCH_CPU_SLOTS": "off"})  # as conftest: never wait for other jobs
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = list(tmp_path.iterdir())
     assert len(runs) == 1, "both processes must write into the same run directory"
@@ -157,7 +168,8 @@ def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
 
 
 def test_epochs_override_every_stage_or_by_stage_name():
-    from benchmark.cli import CliError, _epochs
+    from benchmark.cli import CliError
+    from benchmark.cli.run import _epochs
     from benchmark.profiles import get_profile
     from benchmark.registry import get_method
     from benchmark.train import stage_epochs

@@ -13,6 +13,8 @@ from benchmark.method import AnomalyMethod
 from benchmark.registry import UnknownMethodError, get_method, list_methods, register_method
 
 REPO = Path(__file__).resolve().parents[1]
+# as conftest: a run in a test never waits for another job's claim on this machine's cores
+ENV = {"PATH": "/usr/bin:/bin", "UAD_BENCH_CPU_SLOTS": "off"}
 
 
 def test_builtin_methods_are_registered():
@@ -40,6 +42,35 @@ def test_bad_names_are_rejected():
     for bad in ("", "My-Method", "CDDPM"):
         with pytest.raises(ValueError):
             register_method(bad)
+
+
+def test_every_builtin_method_is_described_from_its_source_as_its_class_says():
+    """`list` reads name, family and paper from each registration without importing it
+    (benchmark.registry.method_cards); the card must say what the class says."""
+    sources = registry._builtin_sources()
+    read = {c.name: c for module, path in sources for c in registry._read_cards(path, module)}
+    assert sorted(read) == list_methods()  # every built-in method, none imported to be read
+    for card in registry.method_cards():
+        cls = get_method(card.name)
+        assert (card.family, card.paper) == (cls.family, cls.paper), card.name
+        assert cls.__module__ == card.module
+
+
+def test_a_registration_that_is_not_literal_is_imported_to_be_described(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text(textwrap.dedent("""
+        from benchmark.registry import register_method
+        PAPER = "computed"
+        @register_method("computed")
+        class Computed:
+            family = "statistical"
+            paper = PAPER
+        """))
+    assert registry._read_cards(source, "mod") == []  # -> method_cards imports the module
+    literal = source.read_text().replace("paper = PAPER", "paper = 'Me et al.'")
+    source.write_text(literal)
+    assert registry._read_cards(source, "mod") == [
+        registry.MethodCard("computed", "statistical", "Me et al.", "mod")]
 
 
 def test_method_list_parsing():
@@ -84,14 +115,14 @@ def test_entry_point_plugin_is_discovered_and_runs(plugin_site, toy_root, tmp_pa
     env_path = f"{plugin_site}:{REPO}"
     listing = subprocess.run(
         [sys.executable, "-m", "benchmark", "list", "--profile", "smoke"], capture_output=True,
-        text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, cwd=tmp_path, check=False)
+        text=True, env=ENV | {"PYTHONPATH": env_path}, cwd=tmp_path, check=False)
     assert listing.returncode == 0, listing.stderr
     assert "theirs" in listing.stdout and "a third-party package" in listing.stdout
     run = subprocess.run(
         [sys.executable, "-m", "benchmark", "run", "--methods", "theirs,thresh", "--profile",
          "smoke", "--data-root", str(toy_root), "--out", str(tmp_path / "runs"), "--run-id",
          "p", "--sequences", "t2", "--no-progress", "--set", "theirs.gain=2"],
-        capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, env=ENV | {"PYTHONPATH": env_path},
         cwd=tmp_path, check=False)
     assert run.returncode == 0, run.stderr
     import pandas as pd
@@ -100,6 +131,9 @@ def test_entry_point_plugin_is_discovered_and_runs(plugin_site, toy_root, tmp_pa
     assert set(rows["method"]) == {"theirs", "thresh"}
     # the plug-in's map is the (doubled) intensity: the toy lesions are hyperintense on T2
     theirs = rows[(rows.method == "theirs") & (rows.dataset == "Brats21")]
-    prevalence = (theirs["lesion_voxels"] / (96 * 96 * 50)).max()
+    from benchmark.profiles import PROFILES
+
+    slices = 50 // PROFILES["smoke"].slice_step  # the smoke profile scores every k-th slice
+    prevalence = (theirs["lesion_voxels"] / (96 * 96 * slices)).max()
     assert theirs["volume"].nunique() == 2 and (theirs["auprc"] > 10 * prevalence).all()
     assert rows.loc[rows.method == "theirs", "profile"].eq("smoke").all()

@@ -22,7 +22,6 @@ import json
 import os
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
@@ -41,6 +40,8 @@ def relative_paths(cohort: Cohort, sid: str, sequences: list[str], has_seg: bool
 
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:
     """Write a gzipped NIfTI byte-reproducibly (gzip mtime 0); return its sha256."""
+    import nibabel as nib  # here: `data prepare --help` needs no nibabel (nor its scipy)
+
     img = nib.Nifti1Image(array, affine)
     img.header.set_xyzt_units("mm")
     img.set_qform(affine, code=1)
