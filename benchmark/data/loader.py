@@ -223,6 +223,10 @@ def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     rescale = tio.RescaleIntensity(out_min_max=(0, 1), percentiles=(1, 99), masking_method="mask")
     image = rescale(subject)["image"].data[0].numpy().astype(np.float32)
     image = np.clip(image, 0.0, 1.0) * mask  # skull-stripped: background is 0
+    if record.slice_step > 1:  # normalised on the whole volume first: the same intensities
+        keep = slice(record.slice_step // 2, None, record.slice_step)
+        image, mask = image[..., keep], mask[..., keep]
+        seg = None if seg is None else seg[..., keep]
     return Volume(record, np.ascontiguousarray(image), mask, seg)
 
 

@@ -33,6 +33,7 @@ class DataConfig:
     max_val_volumes: int | None = None  # None: max_test_volumes
     progress: bool = False
     cohorts: list[str] | None = field(default=None)  # None: every cohort of the sequence
+    slice_step: int = 1         # every k-th axial slice of every volume (smoke profile)
     options: DataOptions = field(default_factory=DataOptions)  # smoothing, augmentation, ...
 
 
@@ -65,12 +66,19 @@ class BenchmarkDataModule(L.LightningDataModule):
 
     def _read_as_configured(self, records: list[layout.VolumeRecord]
                             ) -> list[layout.VolumeRecord]:
-        """Records that load as the data options say (the smoothing travels with the
-        record, to inference and scoring too, and keys load_volume's cache)."""
-        smoothing = self.cfg.options.smoothing
-        if smoothing == "none":
+        return self.as_configured(self.cfg, records)
+
+    @staticmethod
+    def as_configured(cfg: DataConfig, records: list[layout.VolumeRecord]
+                      ) -> list[layout.VolumeRecord]:
+        """Records that load as the data options and the slice step say (both travel with
+        the record, to inference and scoring too, and key load_volume's cache)."""
+        smoothing, step = cfg.options.smoothing, cfg.slice_step
+        if step < 1:
+            raise ValueError(f"slice_step must be >= 1, got {step}")
+        if smoothing == "none" and step == 1:
             return records
-        return [replace(r, smoothing=smoothing) for r in records]
+        return [replace(r, smoothing=smoothing, slice_step=step) for r in records]
 
     def _loader(self, volumes: list[Volume], train: bool) -> DataLoader:
         cfg, opts = self.cfg, self.cfg.options

@@ -21,18 +21,21 @@ from .network import SparKPretrainer, build_encoder
 __all__ = ["CDDPM"]
 
 _SMOKE = {"encoder": "resnet10", "encoder_width": 0.25, "decoder_width": 32, "cond_dim": 16}
-# quick: one test noise level instead of the ensemble's three (inference is a third of the
-# cost; the main command's budget goes to training); reference keeps the paper's ENS
+# quick and smoke: one test noise level instead of the ensemble's three (inference is a
+# third of the cost; the main command's budget goes to training); reference keeps ENS
 _QUICK = {"encoder": "resnet18", "encoder_width": 0.5, "decoder_width": 128}
 
 
 @register_method("cddpm")
 class CDDPM(DiffusionMethod):
+    family = "diffusion"
+    # README "Performance" (perf.bench_diffusion --profile paper, 2-core CPU, t=500)
+    reference_cost = {"paper": (0.2, 79.0)}
     paper = "Behrendt et al., Computers in Biology and Medicine 186:109660 (2025)"
     epochs = {"paper": 1200, "reference": 40, "quick": 16, "smoke": 1}
     pretrain_epochs = {"paper": 1200, "reference": 10, "quick": 3, "smoke": 1}
     profiles = {
-        "smoke": {**UNET_PROFILES["smoke"], **_SMOKE},
+        "smoke": {**UNET_PROFILES["smoke"], **_SMOKE, "ensemble": False},
         "quick": {**UNET_PROFILES["quick"], **_QUICK, "ensemble": False},
         "reference": {**UNET_PROFILES["quick"], **_QUICK},
     }
