@@ -211,7 +211,10 @@ class CpuSlots:
 
 
 def _write_note(path: Path) -> None:
-    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:4])
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":  # python -m benchmark
+        program = "python -m " + Path(sys.argv[0]).parent.name
+    command = " ".join([program, *sys.argv[1:4]])
     with contextlib.suppress(OSError):
         path.write_text(json.dumps({"pid": os.getpid(), "command": command,
                                     "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))
