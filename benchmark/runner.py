@@ -41,7 +41,7 @@ from .rundir import (
     tag_columns,
 )
 from .scoring import write_part_results
-from .train import TrainerOptions, fit, untrained_stages, uses_gpu
+from .train import TrainerOptions, fit, precision_tags, untrained_stages, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
         cohorts=cfg.cohorts, options=cfg.data_options,
     ), sampling=cls.sampling)
     sets = data.evaluation_sets()
-    tags = {**method.result_tags(), **data_tags(cfg.data_options)}
+    tags = {**method.result_tags(), **data_tags(cfg.data_options),
+            **precision_tags(method, cfg.trainer)}
     untrained = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
     if untrained:  # --epochs 0: the rows must not pass for a trained method's
         tags = {**tags, "untrained_stages": "+".join(untrained)}
