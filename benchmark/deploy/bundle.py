@@ -26,6 +26,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import plain_hparams
+from ..data.manifest import sha256_file
 from ..hparams import HparamError, annotations, coerce, expected_type
 from ..method import AnomalyMethod
 from ..registry import get_method
@@ -33,7 +34,7 @@ from ..rundir import git_commit, read_json
 from ..thresholds import SOURCES
 from .card import model_card
 from .model import BUNDLE_FILE, TrainedModel, from_part, part_of
-from .recipe import Preparation, sha256_file
+from .recipe import Preparation
 
 FORMAT = "uad-bench-bundle"
 FORMAT_VERSION = 1
