@@ -70,6 +70,22 @@ def tune_allocator() -> bool:
     return _tuned
 
 
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim). With the raised
+    trim threshold of :func:`tune_allocator`, memory freed by one part otherwise stays
+    resident into the next, and the next part's peak-memory record would include it.
+    True where it ran (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
+
+
 def to_memory_format(module: nn.Module, channels_last: bool) -> None:
     """Convert the 4-D parameters and buffers of ``module`` in place (same values)."""
     import torch
@@ -211,7 +227,10 @@ class CpuSlots:
 
 
 def _write_note(path: Path) -> None:
-    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:4])
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":  # python -m benchmark
+        program = "python -m " + Path(sys.argv[0]).parent.name
+    command = " ".join([program, *sys.argv[1:4]])
     with contextlib.suppress(OSError):
         path.write_text(json.dumps({"pid": os.getpid(), "command": command,
                                     "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))

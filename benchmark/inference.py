@@ -120,7 +120,11 @@ def _save_maps(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def reset_peak_rss() -> bool:
     """Reset the process's peak resident memory (Linux: VmHWM) so that the next
-    `peak_rss_mb` covers one part's inference, not every part the process ran before."""
+    `peak_rss_mb` covers one part's inference, not every part the process ran before.
+    Free heap pages are handed back first (they would count as the next part's memory)."""
+    from .cpu import release_free_memory
+
+    release_free_memory()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True

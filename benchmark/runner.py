@@ -35,7 +35,7 @@ from .runconfig import RunConfig, TrainerOptions, config_changes
 from .rundir import Part, PartClaimedError, RunDir
 from .scoring import write_part_results
 from .tags import tag_columns
-from .train import fit, untrained_stages, uses_gpu
+from .train import fit, precision_tags, untrained_stages, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ def run_part(cfg: RunConfig, part: Part) -> dict | None:
     method = cls(**cfg.hparams(part.method))
     data = BenchmarkDataModule(cfg.data_config(part.sequence, part.fold), sampling=cls.sampling)
     sets = data.evaluation_sets()
-    tags = {**method.result_tags(), **data_tags(cfg.data_options)}
+    tags = {**method.result_tags(), **data_tags(cfg.data_options),
+            **precision_tags(method, cfg.trainer)}
     untrained = untrained_stages(method, cfg.profile, cfg.trainer.epochs)
     if untrained:  # --epochs 0: the rows must not pass for a trained method's
         tags = {**tags, "untrained_stages": "+".join(untrained)}

@@ -88,7 +88,19 @@ def uses_gpu(options: TrainerOptions) -> bool:
 def _precision(method: AnomalyMethod, options: TrainerOptions) -> str:
     if options.precision is not None:
         return options.precision
+    return default_precision(method, options)
+
+
+def default_precision(method: AnomalyMethod, options: TrainerOptions) -> str:
+    """The method's precision on a GPU (its reference code's), fp32 on a CPU."""
     return method.precision if uses_gpu(options) else "32-true"
+
+
+def precision_tags(method: AnomalyMethod, options: TrainerOptions) -> dict[str, str]:
+    """{"precision": ...} when --precision trains otherwise than the default (e.g. bf16 on
+    a CPU: faster, other numbers), so such rows never pass for the default's."""
+    used = _precision(method, options)
+    return {} if used == default_precision(method, options) else {"precision": used}
 
 
 def _logger(kind: str, part: Part, stage: str, resuming: bool = False) -> Any:

@@ -159,7 +159,7 @@ def test_ddp_two_processes_write_one_run(toy_root, tmp_path):
          "--strategy", "ddp"],
         capture_output=True, text=True, cwd=repo, timeout=600, check=False,
         env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
-             "UAD_BENCH_CPU_SLOTS": "off"})  # as conftest: never wait for other jobs
+             "UAD_BENCH_CPU_SLOTS": "off"})  # conftest's rule: tests never wait for cores
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = list(tmp_path.iterdir())
     assert len(runs) == 1, "both processes must write into the same run directory"

@@ -91,6 +91,12 @@ def test_tissue_statistics_and_bad_input():
     t = tissue_statistics(image, brain & ~lesion, "t1")
     assert t["gm_position"] == pytest.approx((GM - WM) / (CSF - WM), abs=0.01)
     assert t["gm_wm_ratio"] == pytest.approx(GM / WM, abs=0.01)
+    assert t["wm_cv"] == pytest.approx(SIGMA / WM, rel=0.1)
+    # edge density counts tissue boundaries and noise: 2.2 times the noise adds to it
+    rng = np.random.default_rng(1)
+    noisier = (image + rng.normal(0, 2 * SIGMA, SHAPE)) * brain
+    assert tissue_statistics(noisier, brain & ~lesion, "t1")["edge_density"] > \
+        1.1 * t["edge_density"]
     with pytest.raises(ValueError, match="does not match"):
         lesion_statistics(image, brain, lesion[:-1], 2.0, "t1")
     with pytest.raises(ValueError, match="brain mask is empty"):

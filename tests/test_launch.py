@@ -401,6 +401,12 @@ def test_local_slots_one_gpu_each_in_turn_or_an_even_cpu_share(monkeypatch):
     assert cpu[0].environment()["OMP_NUM_THREADS"] == "3"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert [s.gpus for s in slots(LaunchOptions("local", max_parallel=2), ["ae"])] == [(), ()]
+    # without GPUs: one single-thread part per core by default (as memory allows)
+    monkeypatch.setattr("benchmark.launch.local.cpu_count", lambda: 4)
+    monkeypatch.setattr("benchmark.launch.local._parts_in_memory", lambda: 8)
+    assert [(s.gpus, s.threads) for s in slots(LaunchOptions("local"), ["ae"])] == [((), 1)] * 4
+    monkeypatch.setattr("benchmark.launch.local._parts_in_memory", lambda: 2)
+    assert [(s.gpus, s.threads) for s in slots(LaunchOptions("local"), ["ae"])] == [((), 2)] * 2
     with pytest.raises(LaunchError, match="needs --launcher slurm"):
         slots(LaunchOptions("local", gpus_by_method={"cddpm": 2}), ["ae", "cddpm"])
 

@@ -492,3 +492,21 @@ def test_pooled_columns_take_their_asterisk_from_the_per_volume_test(tmp_path):
 
     cells, _, _ = good_cells("fold")  # per fold only: bold, no asterisk
     assert all(c.startswith("**") and c.endswith("**") for c in cells), cells
+
+
+def test_a_board_of_selected_folds(two_machines, tmp_path):
+    """--folds 1: the mean is fold 1's value, n_folds 1, recorded in inputs.json (which
+    rank-agreement's bootstrap reads); a fold no run has is an error naming it."""
+    a, b = two_machines
+    out = tmp_path / "f1"
+    build_leaderboard([a, b], out, settings(), plots=False, folds=[1])
+    board = pd.read_csv(out / "leaderboard.csv", keep_default_na=False)
+    row = select(board, entry="good", dataset="BraTS21", metric="auprc", level="volume")
+    assert float(row["mean"].iloc[0]) == pytest.approx(fold_mean("BraTS21", "good", 1))
+    assert int(row["n_folds"].iloc[0]) == 1
+    assert json.loads((out / "inputs.json").read_text())["folds"] == [1]
+    from benchmark.leaderboard.agreement import read_board
+
+    assert read_board(out).folds == [1]
+    with pytest.raises(ValueError, match=r"fold\(s\) \[7\] are in none of the runs"):
+        build_leaderboard([a, b], tmp_path / "f7", settings(), plots=False, folds=[7])

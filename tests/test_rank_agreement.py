@@ -51,10 +51,11 @@ def make_board(root: Path, pooled: dict[str, float], volumes: dict[str, np.ndarr
             ("auprc_pooled", "none")
         for fold in range(grid.shape[0]):
             for v in range(grid.shape[1]):
-                for src, sign in (("oracle", 1), ("val", -1)):  # val: the wrong order
+                for src, dice in (("oracle", grid[fold, v]),
+                                  ("val", 1 - grid[fold, v])):  # val: the reverse order
                     per_volume.append(ids | {"fold": fold, "volume": f"v{v}",
                                              "threshold_source": src, "auprc": grid[fold, v],
-                                             "dice": sign * grid[fold, v]})
+                                             "dice": dice})
             per_dataset.append(ids | {"fold": fold, "threshold_source": source,
                                       "metric": name, "value": value})
     pd.DataFrame(per_volume).to_csv(run / "per_volume.csv", index=False)

@@ -26,6 +26,7 @@ import torch
 
 from .. import __version__
 from ..atomic import read_json
+from ..data.manifest import sha256_file
 from ..environment import git_commit
 from ..hparams import HparamError, annotations, coerce, expected_type, plain_hparams
 from ..method import AnomalyMethod
@@ -33,7 +34,7 @@ from ..registry import get_method
 from ..thresholds import SOURCES
 from .card import model_card
 from .model import BUNDLE_FILE, TrainedModel, from_part, part_of
-from .recipe import Preparation, sha256_file
+from .recipe import Preparation
 
 FORMAT = "uad-bench-bundle"
 FORMAT_VERSION = 1

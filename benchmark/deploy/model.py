@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..data.manifest import sha256_file
 from ..method import AnomalyMethod
 from ..runconfig import RunConfig
 from ..rundir import Part, RunDir
 from ..thresholds import SOURCES
-from .recipe import Preparation, from_run_config, manifest_file, sha256_file
+from .recipe import Preparation, from_run_config, manifest_file
 
 # thresholds a user can apply to a new scan: chosen on healthy validation data only
 HEALTHY_SOURCES: tuple[str, ...] = tuple(n for n, s in SOURCES.items() if s.cohort == "healthy")

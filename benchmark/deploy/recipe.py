@@ -20,7 +20,6 @@ a bundle needs no data root to prepare a scan.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -119,13 +118,6 @@ class Preparation:
                 "n4_control_points": fast_settings.n4_control_points})
         return settings
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_file(root: Path) -> Path | None:

@@ -201,7 +201,10 @@ def _records(board: ag.Board, args: argparse.Namespace) -> pd.DataFrame:
     if not runs:
         raise ValueError(f"{board.path / 'inputs.json'} names no run directories; pass "
                          "them with --runs, or --resamples 0 for no bootstrap")
-    return load_runs(runs).table(VOLUME_SOURCES[args.metric].records)
+    records = load_runs(runs).table(VOLUME_SOURCES[args.metric].records)
+    if board.folds is not None and "fold" in records.columns:  # as the board was built
+        records = records[records["fold"].isin(board.folds)]
+    return records
 
 
 def shown(path: Path) -> str:

@@ -24,7 +24,8 @@ LESION_STATS = ("volume_ml", "n_components", "largest_share", "intensity_percent
                 "water_share", "ratio_wm", "cnr_wm", "ratio_gm", "cnr_gm", "cv",
                 "gradient_ratio", "dist_ventricles_mm", "dist_surface_mm", "wm_share",
                 "gm_share")
-TISSUE_STATS = ("gm_position", "gm_wm_ratio", "csf_wm_ratio", "cnr_gm_wm", "csf_share")
+TISSUE_STATS = ("gm_position", "gm_wm_ratio", "csf_wm_ratio", "cnr_gm_wm", "csf_share",
+                "edge_density", "wm_cv")
 SYNTHETIC_COHORTS = ("IXI", "Brats21", "MSLUB", "ATLAS_v2", "WMH")
 
 

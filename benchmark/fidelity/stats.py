@@ -163,8 +163,16 @@ def tissue_statistics(image: np.ndarray, brain: np.ndarray, sequence: str) -> di
     _check(image, brain, None)
     t = tissue_classes(image, brain, sequence)
     wm, gm, csf = image[t.wm], image[t.gm], image[t.csf]
+    # how busy the healthy anatomy is: the mean gradient magnitude inside the brain (eroded
+    # by 2 voxels, away from the skull-stripping edge), relative to the GM-WM step
+    inner = ndimage.binary_erosion(brain, iterations=2)
+    grad = np.sqrt(sum(g ** 2 for g in np.gradient(image)))
+    step = abs(gm.mean() - wm.mean())
     return {"gm_position": float((gm.mean() - wm.mean()) / (csf.mean() - wm.mean())),
             "gm_wm_ratio": float(gm.mean() / wm.mean()),
             "csf_wm_ratio": float(csf.mean() / wm.mean()),
             "cnr_gm_wm": float((gm.mean() - wm.mean()) / max(wm.std(), 1e-12)),
-            "csf_share": float(t.csf.sum() / brain.sum())}
+            "csf_share": float(t.csf.sum() / brain.sum()),
+            "edge_density": float(grad[inner].mean() / max(step, 1e-12)) if inner.any()
+            else float("nan"),
+            "wm_cv": float(wm.std() / abs(wm.mean()))}

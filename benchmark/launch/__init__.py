@@ -58,8 +58,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="inprocess: parts in turn in this process (default); local: parts as "
                         "parallel jobs on this machine; slurm: parts as a Slurm job array")
     g.add_argument("--max-parallel", type=int, default=None, metavar="N",
-                   help="parts running at once (local default: one per GPU, else one; "
-                        "slurm: the array's %%N limit, default none)")
+                   help="parts running at once (local default: one per GPU, else one per "
+                        "CPU core with one thread each; slurm: the array's %%N limit, "
+                        "default none)")
     g.add_argument("--gpus-per-part", default=None, metavar="N|N,METHOD=N",
                    help="GPUs per part, e.g. 1 or 1,cddpm=4 (several: DDP inside the part's "
                         "job, one task per GPU; slurm only). Default: 1 each where there are "

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import fold_values, summarise
-from .load import CONSISTENCY_TAGS, RunSet, load_runs
+from .load import CONSISTENCY_TAGS, RunSet, load_runs, select_folds
 from .significance import CORRECTIONS, ENGINES, UNITS, SignificanceSettings, run_tests
 from .strata import StrataSettings, stratify, write_strata
 from .tables import (
@@ -62,6 +62,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                              "much faster); auto: mlxtend for small problems only")
     parser.add_argument("--test-metrics", choices=("tables", "all"), default="tables",
                         help="test only the metrics shown in Tables 1-2 (default) or all")
+    parser.add_argument("--folds", default=None, metavar="0,1,...",
+                        help="only these folds of the runs (e.g. 0: a board at one fold, "
+                             "beside a run that has only fold 0); recorded in inputs.json")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument("--qualitative", action="append", default=[],
                         metavar="DATASET:VOLUME",
@@ -87,10 +90,12 @@ def main(args: argparse.Namespace) -> int:
                                         engine=args.engine)
         strata = StrataSettings(size_bins=args.size_bins,
                                 min_volumes=args.stratum_min_volumes)
+        folds = parse_folds(args.folds)
         result = build_leaderboard(args.run_dirs, args.out, settings,
                                    test_metrics=args.test_metrics, plots=not args.no_plots,
                                    qualitative=args.qualitative,
-                                   qualitative_fold=args.qualitative_fold, strata=strata)
+                                   qualitative_fold=args.qualitative_fold, strata=strata,
+                                   folds=folds)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -115,20 +120,36 @@ def _caption(kind: str, s: SignificanceSettings) -> str:
             f"alpha {s.alpha}; significance.csv).")
 
 
+def parse_folds(text: str | None) -> list[int] | None:
+    """``--folds 0,2`` -> [0, 2]; None -> every fold."""
+    if text is None:
+        return None
+    try:
+        folds = sorted({int(f) for f in text.split(",") if f.strip()})
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: expected comma-separated fold numbers") from None
+    if not folds:
+        raise ValueError(f"--folds {text!r}: no fold given")
+    return folds
+
+
 def build_leaderboard(run_dirs: list, out: str | Path,
                       settings: SignificanceSettings | None = None,
                       test_metrics: str = "tables", plots: bool = True,
                       qualitative: list[str] = (), qualitative_fold: int = 0,
-                      strata: StrataSettings | None = None) -> dict:
+                      strata: StrataSettings | None = None,
+                      folds: list[int] | None = None) -> dict:
     """Merge runs and write every output file into `out`; returns what was written.
 
     qualitative: "DATASET:VOLUME" cases drawn from the runs' cached maps.
     strata: lesion-size bins and site strata (stratified.csv; see strata.py).
+    folds: only these folds of the runs (None: all).
     """
     settings = settings or SignificanceSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rs = load_runs(run_dirs)
+    selected = folds  # `folds` is reused below for the per-fold values
+    rs = select_folds(load_runs(run_dirs), selected)
     folds = fold_values(rs)
     board = summarise(folds, rs.flags)
     board.to_csv(out / "leaderboard.csv", index=False)
@@ -158,7 +179,7 @@ def build_leaderboard(run_dirs: list, out: str | Path,
     timings.to_csv(out / "timings.csv", index=False)
     (out / "timings.md").write_text(render_timings_markdown(timings))
     (out / "warnings.txt").write_text("".join(f"{f}\n" for f in rs.flags))
-    _write_inputs(out, rs, settings, strata)
+    _write_inputs(out, rs, settings, strata, selected)
     result["strata"] = stratify(rs, settings, strata, test_metrics)
     write_strata(result["strata"], out)
     result["plots"] = _plots(rs, board, out / "plots") if plots else []
@@ -176,10 +197,12 @@ def _flag_summary(board: pd.DataFrame) -> str:
 
 
 def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings,
-                  strata: StrataSettings | None = None) -> None:
+                  strata: StrataSettings | None = None, folds: list[int] | None = None
+                  ) -> None:
     """Record what was merged and how, so the leaderboard can be regenerated (and the
     report can say which runs, profile, protocol and environment made it)."""
     record = {"run_dirs": [str(d) for d in rs.run_dirs],
+              **({"folds": folds} if folds is not None else {}),
               "significance": settings.__dict__,
               "strata": (strata or StrataSettings()).__dict__,
               "protocol": _protocol_tags(rs),

@@ -44,6 +44,7 @@ class Board:
     path: Path
     table: pd.DataFrame
     run_dirs: list[str]
+    folds: list[int] | None = None   # the folds the board was built from (None: all)
 
     def entries(self) -> dict[str, str]:
         """{entry: method} in the board's order."""
@@ -74,7 +75,9 @@ def read_board(path: str | Path) -> Board:
         inputs = json.loads((path / "inputs.json").read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path / 'inputs.json'}: not valid JSON ({err})") from None
-    return Board(path, table, [str(r) for r in inputs.get("run_dirs", [])])
+    folds = inputs.get("folds")
+    return Board(path, table, [str(r) for r in inputs.get("run_dirs", [])],
+                 None if folds is None else [int(f) for f in folds])
 
 
 def find_run_dir(board: Path, given: str) -> Path:

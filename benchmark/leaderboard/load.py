@@ -267,6 +267,23 @@ def load_runs(run_dirs: list[str | Path]) -> RunSet:
     return merge_runs([load_run(d) for d in run_dirs])
 
 
+def select_folds(rs: RunSet, folds: list[int] | None) -> RunSet:
+    """Only the rows of ``folds`` (None: ``rs`` as it is); a fold no run has is an error."""
+    if folds is None:
+        return rs
+    have = {int(f) for t in rs.tables.values() if "fold" in t.columns for f in t["fold"]}
+    missing = sorted(set(folds) - have)
+    if missing:
+        raise ValueError(f"--folds: fold(s) {missing} are in none of the runs "
+                         f"(they have {sorted(have)})")
+    tables = {name: (t[t["fold"].isin(folds)].reset_index(drop=True)
+                     if "fold" in t.columns else t) for name, t in rs.tables.items()}
+    kept = RunSet(rs.run_dirs, tables, rs.configs, rs.environments,
+                  [f for f in rs.flags if f.kind != "fewer_folds"])
+    kept.flags += [f for f in consistency_flags(kept) if f.kind == "fewer_folds"]
+    return kept
+
+
 def consistency_flags(rs: RunSet) -> list[Flag]:
     """Protocol tags that disagree, entries with fewer folds, missing datasets."""
     flags = []

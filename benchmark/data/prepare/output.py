@@ -27,6 +27,7 @@ import pandas as pd
 
 from benchmark.data import layout
 from benchmark.data.layout import N_FOLDS, SPLIT_COLUMNS
+from benchmark.data.manifest import sha256_file
 from benchmark.data.prepare.cohorts import Cohort
 
 MANIFEST = "manifest.json"
@@ -167,13 +168,6 @@ def write_splits(data: Path, cohort: Cohort, records: dict[str, dict], seed: int
         layout.write_split(out, name, table)
     return splits
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _payload_files(data: Path) -> list[Path]:

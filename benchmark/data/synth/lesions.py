@@ -134,8 +134,15 @@ def plan_tumour(rng: np.random.Generator, reference: Anatomy) -> tuple[np.ndarra
 
 
 def tumour(rng, anatomy: Anatomy, centre, radius: float) -> Lesion:
-    frac, core, necrosis = _empty(), _empty(), _empty()
+    frac = _empty()
     blob(rng, frac, centre, radius * rng.uniform(0.8, 1.2, 3), irregularity=0.3)
+    return tumour_body(rng, frac, centre, radius)
+
+
+def tumour_body(rng, frac: np.ndarray, centre, radius: float) -> Lesion:
+    """The tumour inside its outline ``frac`` (oedema): a solid core, a necrotic centre in
+    70 %, heterogeneous water shares (shared by generator versions 1 and 2)."""
+    core, necrosis = _empty(), _empty()
     core_c = np.asarray(centre) + rng.normal(0, radius * 0.15, 3)
     core_r = radius * rng.uniform(0.35, 0.65)
     blob(rng, core, core_c, core_r * rng.uniform(0.8, 1.2, 3), irregularity=0.35)
@@ -184,7 +191,10 @@ TERRITORIES = {
 }
 
 
-def stroke(rng, anatomy: Anatomy) -> Lesion:
+def stroke_site(rng, anatomy: Anatomy) -> tuple[np.ndarray, float, tuple, np.ndarray]:
+    """An infarct's centre (voxels) in a random territory of a random hemisphere:
+    (centre, side (-1 left, +1 right), the territory's radius range in mm, the parenchyma
+    mask). Shared by generator versions 1 and 2."""
     names = list(TERRITORIES)
     name = names[rng.choice(len(names), p=[TERRITORIES[n][4] for n in names])]
     xs, ys, zs, rs, _ = TERRITORIES[name]
@@ -200,12 +210,12 @@ def stroke(rng, anatomy: Anatomy) -> Lesion:
             break
     if centre is None:
         centre = _pick_voxel(rng, tissue, np.array(GRID_SHAPE) / 2)
-    radius = float(np.exp(rng.uniform(np.log(rs[0]), np.log(rs[1])))) / SPACING_MM
-    frac = _empty()
-    blob(rng, frac, centre, radius * rng.uniform(0.6, 1.3, 3), irregularity=0.45)
-    if radius > 6 and rng.random() < 0.4:  # satellite infarct in the same territory
-        blob(rng, frac, centre + rng.normal(0, radius, 3), radius * rng.uniform(0.2, 0.4, 3),
-             irregularity=0.4)
+    return centre, side, rs, tissue
+
+
+def stroke_lesion(rng, frac: np.ndarray, side: float, tissue: np.ndarray) -> Lesion:
+    """Keep the infarct's outline ``frac`` to its hemisphere and the parenchyma, and give it
+    a mottled water share (shared by generator versions 1 and 2)."""
     midline = _mm_to_voxel([0, 0, 0])[0]
     hemisphere = (np.arange(GRID_SHAPE[0]) - midline) * side > 0
     frac *= hemisphere[:, None, None]
@@ -213,6 +223,17 @@ def stroke(rng, anatomy: Anatomy) -> Lesion:
     share = ndimage.gaussian_filter(rng.uniform(0.2, 0.8, GRID_SHAPE).astype(np.float32), 1.0)
     share = np.clip(share + rng.uniform(-0.1, 0.15), 0.25, 0.9).astype(np.float32)
     return Lesion(frac, share)
+
+
+def stroke(rng, anatomy: Anatomy) -> Lesion:
+    centre, side, rs, tissue = stroke_site(rng, anatomy)
+    radius = float(np.exp(rng.uniform(np.log(rs[0]), np.log(rs[1])))) / SPACING_MM
+    frac = _empty()
+    blob(rng, frac, centre, radius * rng.uniform(0.6, 1.3, 3), irregularity=0.45)
+    if radius > 6 and rng.random() < 0.4:  # satellite infarct in the same territory
+        blob(rng, frac, centre + rng.normal(0, radius, 3), radius * rng.uniform(0.2, 0.4, 3),
+             irregularity=0.4)
+    return stroke_lesion(rng, frac, side, tissue)
 
 
 # --------------------------------------------------------------------------- WMH

@@ -30,12 +30,13 @@ import numpy as np
 
 from benchmark.data.synth.anatomy import GRID_SHAPE, SPACING_MM, Anatomy
 from benchmark.data.synth.lesions import (
-    TERRITORIES,
     Lesion,
     _empty,
-    _mm_to_voxel,
     _pick_voxel,
     blob,
+    stroke_lesion,
+    stroke_site,
+    tumour_body,
 )
 
 VOXEL_ML = SPACING_MM ** 3 / 1000.0
@@ -118,23 +119,10 @@ def plan_tumour(rng: np.random.Generator, reference: Anatomy, quantile: float | 
 def tumour(rng: np.random.Generator, anatomy: Anatomy, centre, radius: float) -> Lesion:
     """As v1 (oedema around a solid core, optional necrosis, heterogeneous), with the
     whole tumour sized to the volume of the plan's radius (a sphere of ``radius``)."""
-    from scipy import ndimage
-
-    frac, core, necrosis = _empty(), _empty(), _empty()
+    frac = _empty()
     sized_blob(rng, frac, centre, 4 / 3 * np.pi * radius ** 3 * VOXEL_ML,
                rng.uniform(0.8, 1.2, 3), irregularity=0.3)
-    core_c = np.asarray(centre) + rng.normal(0, radius * 0.15, 3)
-    core_r = radius * rng.uniform(0.35, 0.65)
-    blob(rng, core, core_c, core_r * rng.uniform(0.8, 1.2, 3), irregularity=0.35)
-    if rng.random() < 0.7:
-        blob(rng, necrosis, core_c, core_r * rng.uniform(0.3, 0.7, 3), irregularity=0.35)
-    share = np.full(GRID_SHAPE, rng.uniform(0.5, 0.8), dtype=np.float32)  # oedema
-    share += core * (rng.uniform(0.1, 0.3) - share)  # solid / enhancing tumour
-    share += necrosis * (rng.uniform(0.8, 1.0) - share)
-    texture = ndimage.gaussian_filter(rng.normal(size=GRID_SHAPE).astype(np.float32), 1.5)
-    share = np.clip(share * (1 + 0.09 * texture / max(float(texture.std()), 1e-6)), 0, 1)
-    base_wm = np.where(core > 0.5, 0.0, 1.0).astype(np.float32)
-    return Lesion(np.maximum(frac, np.maximum(core, necrosis)), share, base_wm, spare_csf=False)
+    return tumour_body(rng, frac, centre, radius)
 
 
 # --------------------------------------------------------------------------- MS
@@ -177,24 +165,8 @@ def ms(rng: np.random.Generator, anatomy: Anatomy, quantile: float | None = None
 def stroke(rng: np.random.Generator, anatomy: Anatomy, quantile: float | None = None) -> Lesion:
     """As v1 (territories, hemisphere, contrast), with the volume and the number of
     components of ATLAS v2.0."""
-    from scipy import ndimage
-
     p = PARAMETERS["stroke"]
-    names = list(TERRITORIES)
-    name = names[rng.choice(len(names), p=[TERRITORIES[n][4] for n in names])]
-    xs, ys, zs, _, _ = TERRITORIES[name]
-    side = rng.choice([-1.0, 1.0])
-    tissue = anatomy.gm + anatomy.wm > 0.6
-    centre = None
-    for _ in range(50):
-        mm = np.array([side * rng.uniform(*xs), rng.uniform(*ys), rng.uniform(*zs)])
-        v = _mm_to_voxel(mm)
-        iv = tuple(np.clip(np.rint(v).astype(int), 0, np.array(GRID_SHAPE) - 1))
-        if tissue[iv]:
-            centre = v
-            break
-    if centre is None:
-        centre = _pick_voxel(rng, tissue, np.array(GRID_SHAPE) / 2)
+    centre, side, _, tissue = stroke_site(rng, anatomy)
     total = _lognormal(rng, p["volume_ml"], quantile)
     # 47 % of ATLAS subjects have one component; then 2, 3, 4, 5+ in 21, 12, 8, 12 %
     extra = 0 if rng.random() < p["single_component"] else int(rng.geometric(0.45))
@@ -205,13 +177,7 @@ def stroke(rng: np.random.Generator, anatomy: Anatomy, quantile: float | None = 
         offset = rng.normal(0, max(radius, 3.0), 3)
         sized_blob(rng, frac, centre + offset, (total - main) / extra,
                    rng.uniform(0.75, 1.25, 3), irregularity=0.4)
-    midline = _mm_to_voxel([0, 0, 0])[0]
-    hemisphere = (np.arange(GRID_SHAPE[0]) - midline) * side > 0
-    frac *= hemisphere[:, None, None]
-    frac *= tissue  # infarcts are in parenchyma; sulcal CSF stays CSF
-    share = ndimage.gaussian_filter(rng.uniform(0.2, 0.8, GRID_SHAPE).astype(np.float32), 1.0)
-    share = np.clip(share + rng.uniform(-0.1, 0.15), 0.25, 0.9).astype(np.float32)
-    return Lesion(frac, share)
+    return stroke_lesion(rng, frac, side, tissue)
 
 
 __all__ = ["PARAMETERS", "lesion_parameters", "ms", "plan_tumour", "stroke", "tumour"]
