@@ -184,3 +184,15 @@ def test_epochs_override_every_stage_or_by_stage_name():
     for bad in ("x", "-1", "main=", "=3", "main=-2"):
         with pytest.raises(CliError, match="--epochs"):
             _epochs(bad)
+
+
+def test_run_methods_all_is_every_registered_method(toy_root, tmp_path):
+    from benchmark.cli import build_parser
+    from benchmark.cli.run import run_config
+
+    args = build_parser().parse_args(RUN + ["--methods", "all", "--data-root", str(toy_root),
+                                            "--out", str(tmp_path)])
+    assert run_config(args).methods == list_methods()
+    args = build_parser().parse_args(RUN + ["--methods", "ae,thresh", "--data-root",
+                                            str(toy_root), "--out", str(tmp_path)])
+    assert run_config(args).methods == ["ae", "thresh"]

@@ -119,7 +119,12 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     from ..runconfig import RunConfig, TrainerOptions
     from ..rundir import new_run_id
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.methods.strip() == "all":  # every registered method, in the registry's order
+        from ..registry import list_methods
+
+        methods = list_methods()
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(set(methods)) != len(methods):
         raise CliError(f"--methods lists a method twice: {args.methods!r}")
     try:
@@ -220,7 +225,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--methods", required=True, help="comma-separated, e.g. cddpm,pddpm")
+    p.add_argument("--methods", required=True,
+                   help="comma-separated, e.g. cddpm,pddpm; all: every registered method")
     p.add_argument("--profile", default="quick", choices=tuple(PROFILES),
                    help="paper (GPU), reference (the published CPU board), quick (default), "
                         "smoke (tests)")
