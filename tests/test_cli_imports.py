@@ -72,3 +72,17 @@ def test_list_touches_no_network_and_no_cache(tmp_path):
     home = tmp_path / "torch-home"
     modules = _imported("list", env={"TORCH_HOME": str(home), "UAD_BENCH_WEIGHTS_DIR": ""})
     assert "torch" not in modules and not home.exists()
+
+
+def test_each_module_of_the_lazy_prepare_package_imports_first():
+    """benchmark.data.prepare resolves its names on use (module __getattr__); a submodule
+    imported before anything else (`from benchmark.data.prepare import steps` inside it)
+    must get that submodule, not a circular import of the pipeline."""
+    import pkgutil
+
+    import benchmark.data.prepare as prepare
+
+    for info in pkgutil.iter_modules(prepare.__path__):
+        done = subprocess.run([sys.executable, "-c", f"import {prepare.__name__}.{info.name}"],
+                              cwd=REPO, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, (info.name, done.stderr[-1500:])

@@ -14,10 +14,15 @@ skipped; a bad subject is reported by id and the others still run.
 # The pipeline (SimpleITK, nibabel, pandas, scipy) is imported when one of its names is
 # used, not when a submodule is: `predict --help` needs the skull-strip choices only.
 import importlib
+import pkgutil
 from typing import Any
 
 
 def __getattr__(name: str) -> Any:
+    # a submodule asked for by name (`from benchmark.data.prepare import steps` asks here
+    # before importing it) is that submodule: never the pipeline, which imports it in turn
+    if name in {m.name for m in pkgutil.iter_modules(__path__)}:
+        return importlib.import_module(f"{__name__}.{name}")
     for part in ("pipeline", "cli"):  # the pipeline, then the command's arguments
         module = importlib.import_module(f"{__name__}.{part}")
         if hasattr(module, name):
