@@ -339,8 +339,14 @@ def test_recipe_reads_what_prepare_recorded(tmp_path, synth_root):
     synthetic = from_data_root(synth_root, "user", "t1", [])  # recognised by its manifest
     assert synthetic.kind == "synthetic" and synthetic.grid.shape == (96, 96, 50)
     # the loader's smoothing (a run's data option) travels with the recipe, and in bundles
-    smoothed = from_run_config({"data_root": str(synth_root), "data_source": "user",
-                                "data_options": {"smoothing": "curvature_flow"}}, "t1", [])
+    from benchmark.data.options import DataOptions
+    from benchmark.profiles import PROFILES
+    from benchmark.runconfig import RunConfig
+
+    run = RunConfig(methods=["m"], profile=PROFILES["smoke"], data_root=synth_root,
+                    run_dir=tmp_path / "run", data_source="user",
+                    data_options=DataOptions(smoothing="curvature_flow"))
+    smoothed = from_run_config(run, "t1", [])
     assert Preparation.from_json(json.loads(json.dumps(smoothed.to_json()))) == smoothed
     assert smoothed.smoothing == "curvature_flow" and synthetic.smoothing == "none"
     (tmp_path / "c/Data/splits").mkdir(parents=True)
