@@ -80,7 +80,7 @@ def test_each_module_of_the_lazy_prepare_package_imports_first():
     must get that submodule, not a circular import of the pipeline."""
     import pkgutil
 
-    import benchmark.data.prepare as prepare
+    from benchmark.data import prepare
 
     for info in pkgutil.iter_modules(prepare.__path__):
         done = subprocess.run([sys.executable, "-c", f"import {prepare.__name__}.{info.name}"],
