@@ -116,16 +116,17 @@ def browser_volumes(run_dirs: list[Path], options: BrowserOptions | None = None
         where = ", ".join(str(r) for r in run_dirs) or "no run directory given or found"
         return [], [(f"no cached maps (<run>/<method>/<seq>/fold{options.fold}/maps/*_test.npz)"
                     f" in: {where}")]
-    tables, roots = {}, {}
+    tables, configs = {}, {}
     for run in parts["run"].unique():
-        root = str(RunDir(run).run_config().data_root) if RunDir(run).exists() else None
+        config = RunDir(run).run_config() if RunDir(run).exists() else None
+        root = str(config.data_root) if config is not None else None
         if not root or not Path(root).exists():
             notes.append(f"{run}: data root {root!r} (config.json) is not on this machine; "
                          "its maps are not shown")
             continue
-        roots[run] = Path(root)
+        configs[run] = config
         tables[run] = load_run(run).table("per_volume.csv")
-    parts = parts[parts["run"].isin(list(roots))]
+    parts = parts[parts["run"].isin(list(configs))]
     for dataset, group in parts.groupby("dataset", sort=True):
         pv = pd.concat([tables[r] for r in group["run"].unique()], ignore_index=True)
         pv = pv[(pv["dataset"] == dataset) & (pv["fold"] == options.fold)]
@@ -135,26 +136,31 @@ def browser_volumes(run_dirs: list[Path], options: BrowserOptions | None = None
             continue
         sizes = pv.drop_duplicates("volume").set_index("volume")["lesion_voxels"]
         for name in pick_volumes(sizes, options.volumes):
-            volumes.append(_volume(dataset, name, group, pv, roots, options))
+            volumes.append(_volume(dataset, name, group, pv, configs, options))
     return volumes, notes
 
 
-def _record(root: Path, dataset: str, volume: str):
+def _record(config, dataset: str, volume: str, sequence: str, fold: int):
+    """The test record of ``volume`` as the run (a RunConfig) read it: the slices and
+    smoothing its maps were made with."""
     from ..data.layout import unhealthy_split
+    from ..data.module import BenchmarkDataModule
 
-    for rec in unhealthy_split(root, dataset, "test"):
+    for rec in unhealthy_split(config.data_root, dataset, "test"):
         if rec.name == volume:
-            return rec
-    raise ValueError(f"volume {volume!r} is not in {dataset}/test of {root}")
+            return BenchmarkDataModule.as_configured(config.data_config(sequence, fold),
+                                                     [rec])[0]
+    raise ValueError(f"volume {volume!r} is not in {dataset}/test of {config.data_root}")
 
 
 def _volume(dataset: str, name: str, parts: pd.DataFrame, pv: pd.DataFrame,
-            roots: dict, options: BrowserOptions) -> dict:
+            configs: dict, options: BrowserOptions) -> dict:
     from ..data.loader import load_volume
     from ..leaderboard.qualitative import lesion_slice
 
     first = parts.iloc[0]
-    vol = load_volume(_record(roots[first["run"]], dataset, name))
+    vol = load_volume(_record(configs[first["run"]], dataset, name, str(first["sequence"]),
+                              options.fold))
     inside = np.flatnonzero(vol.mask.reshape(-1, vol.mask.shape[-1]).any(0))
     zs = list(range(int(inside.min()), int(inside.max()) + 1, options.slice_step)) \
         if inside.size else list(range(0, vol.mask.shape[-1], options.slice_step))
