@@ -127,6 +127,10 @@ def _resume_argv(cfg: RunConfig, out: Path) -> list[str]:
             "--run-id", cfg.run_dir.name, "--no-progress", "--resume"]
     if cfg.folds is not None:
         argv += ["--folds", ",".join(map(str, cfg.folds))]
+    epochs = cfg.trainer.epochs  # --epochs N, or STAGE=N,... (the scale runs: 300)
+    if epochs is not None:
+        argv += ["--epochs", str(epochs) if isinstance(epochs, int)
+                 else ",".join(f"{k}={v}" for k, v in epochs.items())]
     for method, values in cfg.overrides.items():
         argv += [a for k, v in values.items() for a in ("--set", f"{method}.{k}={v}")]
     return argv
