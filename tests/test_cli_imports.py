@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import COMMANDS, DATA_COMMANDS
+from benchmark.cli import COMMANDS, DATA_COMMANDS, experiment_commands
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "lightning", "methods", "scipy", "matplotlib", "sklearn", "mlxtend",
@@ -54,13 +54,15 @@ def test_the_light_commands_import_no_third_party_package(args):
 
 
 @pytest.mark.parametrize("args", [[c.name, "--help"] for c in COMMANDS]
-                         + [["data", c.name, "--help"] for c in DATA_COMMANDS],
+                         + [["data", c.name, "--help"] for c in DATA_COMMANDS]
+                         + [["experiment", c.name, "--help"] for c in experiment_commands()],
                          ids=lambda a: " ".join(a))
 def test_every_command_help_imports_nothing_heavy(args):
     # the synthetic generator's package holds its sizes and flags next to the generator,
     # which imports scipy.ndimage: `data synth --help` measured 0.27 CPU-s all the same
     allowed = {"scipy"} if args[:2] == ["data", "synth"] else set()
-    assert not _imported(*args) & set(HEAVY) - allowed, args
+    heavy = _imported(*args) & set(HEAVY) - allowed
+    assert not heavy, (args, sorted(heavy))
 
 
 def test_status_of_a_finished_run_imports_no_torch(thresh_run):

@@ -8,24 +8,29 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from benchmark.atomic import atomic_path, write_csv
-from benchmark.checkpoint import load_method
-from benchmark.data.layout import HEALTHY_COHORT
-from benchmark.data.loader import Volume, load_volume
-from benchmark.diffusion.method import DiffusionMethod
-from benchmark.metrics import auprc
-from benchmark.postprocess import PostProcess
 from benchmark.rundir import Part, RunDir
+
+# torch, the methods and the data stack load when an experiment runs, not when its parser
+# is built: `experiment <name> --help` answers at once (tests/test_cli_imports.py)
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from benchmark.data.loader import Volume
+    from benchmark.diffusion.method import DiffusionMethod
 
 
 def load_diffusion(part: Part, device: torch.device, trust: bool = False) -> DiffusionMethod:
     """The part's trained diffusion method, from the checkpoint its done.json names (inside
     the part only); ``trust`` loads checkpoints that hold more than plain values."""
+    from benchmark.checkpoint import load_method
+    from benchmark.diffusion.method import DiffusionMethod
+
     method = load_method(part.checkpoint(), trust=trust)
     if not isinstance(method, DiffusionMethod):
         raise TypeError(f"{part.path}: {part.method} is not a diffusion method")
@@ -40,13 +45,23 @@ def add_common_arguments(parser: argparse.ArgumentParser, methods: str) -> None:
     parser.add_argument("--max-volumes", type=int, default=5, help="test volumes per data set")
     parser.add_argument("--slice-stride", type=int, default=1,
                         help="use every k-th axial slice (k>1 trades fidelity for CPU time)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (default: cuda where "
+                        "available, else cpu), cpu, cuda, cuda:1, ...")
     parser.add_argument("--seed", type=int, default=3141)
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default <run>/experiments)")
     parser.add_argument("--trust-checkpoints", action="store_true",
                         help="load checkpoints that hold more than tensors and plain values "
                              "(can run code: only for files you made yourself)")
+
+
+def device(name: str) -> torch.device:
+    """The torch device ``--device`` names; ``auto`` is CUDA where available, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def find_parts(run: Path, methods: Sequence[str], sequence: str | None,
@@ -71,27 +86,33 @@ def evaluation_sets(run: Path, part: Part, max_volumes: int | None) -> dict[str,
 
 
 def test_volumes(sets: dict, dataset: str) -> list[Volume]:
+    from benchmark.data.loader import load_volume
+
     return [load_volume(r) for r in sets.get(dataset, {}).get("test", [])]
 
 
 def healthy_dataset() -> str:
+    from benchmark.data.layout import HEALTHY_COHORT
+
     return HEALTHY_COHORT
 
 
-@torch.no_grad()
 def reconstruct(method: DiffusionMethod, x: Tensor, steps: Sequence[int],
                 cond_image: Tensor | None = None, batch: int = 50) -> Tensor:
     """Mean one-step reconstruction over ``steps`` (paper t, 1-based), fresh noise each.
 
     x: (N, 1, H, W) in [0, 1]; cond_image: what the cDDPM encoder sees (default x).
     Returns (N, 1, H, W) in [0, 1] units (unclamped), on the CPU."""
+    import torch
+
     out = []
-    for i in range(0, x.shape[0], batch):
-        xb = x[i:i + batch].to(method.device)
-        cb = xb if cond_image is None else cond_image[i:i + batch].to(method.device)
-        cond = method.condition(cb)
-        rec = sum(method.reconstruct(xb, int(t), cond) for t in steps) / len(steps)
-        out.append(rec.float().cpu())
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch):
+            xb = x[i:i + batch].to(method.device)
+            cb = xb if cond_image is None else cond_image[i:i + batch].to(method.device)
+            cond = method.condition(cb)
+            rec = sum(method.reconstruct(xb, int(t), cond) for t in steps) / len(steps)
+            out.append(rec.float().cpu())
     return torch.cat(out)
 
 
@@ -104,6 +125,9 @@ def slices_of(volume: Volume, stride: int = 1) -> tuple[Tensor, np.ndarray]:
 def volume_auprc(anomaly: np.ndarray, volume: Volume, idx: np.ndarray) -> float:
     """AUPRC of one volume with the protocol's default post-processing (eroded mask, median
     filter) over brain voxels, on the axial slices ``idx``; NaN without lesion voxels there."""
+    from benchmark.metrics import auprc
+    from benchmark.postprocess import PostProcess
+
     mask, seg = volume.mask[..., idx], volume.seg[..., idx]
     amap = PostProcess().apply(anomaly, mask)
     y, s = seg[mask], amap[mask]

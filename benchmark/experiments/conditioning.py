@@ -17,13 +17,15 @@ Writes conditioning.csv and conditioning.png under <run>/experiments/conditionin
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import Tensor
 
 from benchmark.experiments import common
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def crop_width(x: Tensor, percent: float) -> Tensor:
     """Keep the left ``percent`` % of the columns of (N, 1, H, W), zero the rest."""
+    import torch
+
     keep = round(x.shape[-1] * percent / 100)
     out = torch.zeros_like(x)
     out[..., :keep] = x[..., :keep]
@@ -52,6 +56,8 @@ def _l1(rec: Tensor, x: Tensor, mask: Tensor) -> dict[str, float]:
 
 
 def _slices(sets, n_volumes: int, per_volume: int) -> tuple[Tensor, Tensor]:
+    import torch
+
     xs, ms = [], []
     for vol in common.test_volumes(sets, common.healthy_dataset())[:n_volumes]:
         d = vol.image.shape[2]
@@ -87,13 +93,15 @@ def _plot(images: dict, path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     torch.manual_seed(args.seed)
     contrasts = [float(c) for c in args.contrasts.split(",")]
     crops = [float(c) for c in args.crops.split(",")]
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     if "cddpm" not in parts:
         raise SystemExit("conditioning: the run has no trained cddpm")
-    device = torch.device(args.device)
+    device = common.device(args.device)
     models = {name: common.load_diffusion(part, device, args.trust_checkpoints)
               for name, part in parts.items()}
     sets = common.evaluation_sets(args.run_dir, parts["cddpm"], args.max_volumes)

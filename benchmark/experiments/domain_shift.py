@@ -13,15 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from benchmark.checkpoint import load_method
+from benchmark.experiments.common import device as torch_device
 from benchmark.rundir import RunDir
-from benchmark.scoring.domain_shift import (
-    CONTRAST_LEVELS,
-    infer_contrast_levels,
-    score_domain_shift,
-)
 from benchmark.tags import tag_columns
 
 
@@ -30,22 +23,33 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=None, help="comma-separated (default: all)")
     parser.add_argument("--sequence", default=None, help="t1 or t2 (default: both)")
     parser.add_argument("--fold", type=int, default=None, help="default: every fold")
-    parser.add_argument("--contrasts", default=",".join(f"{c:g}" for c in CONTRAST_LEVELS),
-                        help="contrast levels cl (inputs x ** cl); 1 is the part's own maps")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--contrasts", default=None,
+                        help="comma-separated contrast levels cl (inputs x ** cl; 1 is the "
+                             "part's own maps); default: the paper's, "
+                             "benchmark.scoring.domain_shift.CONTRAST_LEVELS")
+    parser.add_argument("--device", default="auto",
+                        help="auto (default: cuda where available, else cpu), cpu, cuda, ...")
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchmark.checkpoint import load_method
+    from benchmark.scoring.domain_shift import (
+        CONTRAST_LEVELS,
+        infer_contrast_levels,
+        score_domain_shift,
+    )
+
     run = RunDir(args.run_dir)
     config = run.run_config()
-    levels = tuple(float(c) for c in args.contrasts.split(",") if c.strip())
+    contrasts = args.contrasts or ",".join(f"{c:g}" for c in CONTRAST_LEVELS)
+    levels = tuple(float(c) for c in contrasts.split(",") if c.strip())
     if any(c <= 0 for c in levels):
-        raise ValueError(f"--contrasts {args.contrasts!r}: contrast levels must be > 0")
+        raise ValueError(f"--contrasts {contrasts!r}: contrast levels must be > 0")
     methods = args.methods.split(",") if args.methods else None
     parts = run.find_parts(methods, args.sequence, args.fold)
     if not parts:
         raise FileNotFoundError(f"{run.path}: no finished part matches")
-    device = torch.device(args.device)
+    device = torch_device(args.device)
     for part in parts:
         method = load_method(part.checkpoint()).to(device)
         sets = run.evaluation_sets(part)

@@ -22,9 +22,7 @@ import argparse
 
 import numpy as np
 import pandas as pd
-import torch
 
-from benchmark import metrics
 from benchmark.experiments import common
 
 BINS = 500
@@ -41,12 +39,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(counts, edges): 500 bins on [0, 1], values clipped into the edge bins."""
+    from benchmark import metrics
+
     return metrics.histogram_counts(values, bins=BINS, value_range=(0.0, 1.0))
 
 
 def divergences(x: np.ndarray, r: np.ndarray) -> dict[str, float]:
     """KL(p_input || p_rec) and the paper's entropy difference, as benchmark.metrics
     defines them for recon_quality.csv."""
+    from benchmark import metrics
+
     (c_in, edges), (c_rec, _) = histogram(x), histogram(r)
     p, q = metrics.density(c_in, edges), metrics.density(c_rec, edges)
     return {"kl": metrics.kl_divergence(p, q, edges, n_counts=int(c_in.sum())),
@@ -96,13 +98,17 @@ def _plot(hists: dict, frame: pd.DataFrame, path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from benchmark import metrics
+
     torch.manual_seed(args.seed)
     contrasts = [float(c) for c in args.contrasts.split(",")]
     steps = [int(s) for s in args.steps.split(",")]
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows, hists = [], {}
     for name, part in parts.items():
-        method = common.load_diffusion(part, torch.device(args.device),
+        method = common.load_diffusion(part, common.device(args.device),
                                         args.trust_checkpoints)
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         unhealthy = [d for d in sets if d != common.healthy_dataset() and sets[d].get("test")]

@@ -16,7 +16,6 @@ import argparse
 
 import numpy as np
 import pandas as pd
-import torch
 
 from benchmark.experiments import common
 
@@ -70,12 +69,14 @@ def _plot(frame: pd.DataFrame, path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     torch.manual_seed(args.seed)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     parts = common.find_parts(args.run_dir, args.methods.split(","), args.sequence, args.fold)
     rows = []
     for name, part in parts.items():
-        method = common.load_diffusion(part, torch.device(args.device),
+        method = common.load_diffusion(part, common.device(args.device),
                                         args.trust_checkpoints)
         sets = common.evaluation_sets(args.run_dir, part, args.max_volumes)
         for dataset in sets:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .tables import ColumnSpec, resolve
 
@@ -192,6 +191,8 @@ def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if np.isnan(x).any() or np.isnan(y).any() or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan"), float("nan")
+    from scipy import stats  # on use: `experiment rank-agreement --help` stays light
+
     rho = stats.spearmanr(x, y).statistic
     tau = stats.kendalltau(x, y, variant="b").statistic
     return float(rho), float(tau)
