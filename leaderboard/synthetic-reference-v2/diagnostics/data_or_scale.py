@@ -8,8 +8,8 @@ paper's Table 2 of three boards at fold 0 that differ in one factor each,
 
     python leaderboard/synthetic-reference-v2/diagnostics/data_or_scale.py
 
-Builds the three boards (the v2+scale board from copies of the runs' records without the
-nine-method run's AE and DAE rows, under scale-step/runs/), runs `experiment
+Builds the three boards (the v2+scale board from copies of the v2 lanes' records without
+the (method, sequence) pairs the scale step has finished, under scale-step/runs/), runs `experiment
 rank-agreement` on each and writes data_or_scale.md, data_or_scale.csv and scale_movement.csv
 beside this script. Only finished parts count; a board with missing parts says so.
 """
@@ -29,12 +29,13 @@ HERE = OUT.parent
 REPO = HERE.parents[1]
 V1 = REPO / "leaderboard" / "synthetic-reference" / "runs"
 RUNS = HERE / "runs"
-SCALED = ("ddpm", "pddpm", "cddpm", "ae", "dae")
+SCALED = ("ddpm", "pddpm", "cddpm", "ae", "dae")  # the methods of scale-step.sh
 RUN_FILES = ("per_volume.csv", "per_dataset.csv", "recon_quality.csv", "timings.csv")
 
 
-def _filtered_copy(src: Path, dst: Path, drop_methods: tuple[str, ...]) -> Path:
-    """The run-level records of ``src`` at fold 0 without ``drop_methods``' rows."""
+def _filtered_copy(src: Path, dst: Path, drop: set[tuple[str, str]]) -> Path:
+    """The run-level records of ``src`` at fold 0 without the rows of ``drop``'s (method,
+    sequence) pairs."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
@@ -43,7 +44,8 @@ def _filtered_copy(src: Path, dst: Path, drop_methods: tuple[str, ...]) -> Path:
     for name in RUN_FILES:
         if (src / name).is_file():
             df = pd.read_csv(src / name)
-            keep = ~df["method"].isin(drop_methods) & (df["fold"] == 0)
+            pairs = pd.Series(list(zip(df["method"], df["sequence"])), index=df.index)
+            keep = ~pairs.isin(drop) & (df["fold"] == 0)
             df[keep].to_csv(dst / name, index=False)
     return dst
 
@@ -79,7 +81,7 @@ def _agreement(board: Path, csv: Path, leave_out: set[str] = frozenset()) -> tup
         code = main(["experiment", "rank-agreement", str(board), "--out", str(csv), *excludes])
     if code != 0:
         raise SystemExit(f"rank-agreement failed on {board}")
-    return text.getvalue(), pd.read_csv(csv)
+    return text.getvalue().replace(f"{REPO}/", ""), pd.read_csv(csv)
 
 
 def _scores(runs: list[Path]) -> pd.DataFrame:
@@ -112,11 +114,16 @@ def main() -> int:
         "v1": _board([V1 / "baselines", V1 / "diffusion"], work / "boards" / "v1-fold0"),
         "v2": _board([RUNS / "baselines", RUNS / "diffusion"], work / "boards" / "v2-fold0"),
     }
-    if (RUNS / "scale-diffusion" / "per_volume.csv").is_file():
-        mixed = [_filtered_copy(RUNS / "baselines", work / "runs" / "baselines-nine", SCALED),
-                 RUNS / "scale-diffusion", RUNS / "scale-recon"]
-        boards["v2+scale"] = _board([m for m in mixed if (m / "per_volume.csv").is_file()],
-                                    work / "boards" / "v2-scale-fold0")
+    scale_runs = [r for r in (RUNS / "scale-diffusion", RUNS / "scale-recon")
+                  if (r / "per_volume.csv").is_file()]
+    if scale_runs:  # v2 with every finished scaled part in place of its reference-scale one
+        scaled = set()
+        for run in scale_runs:
+            pv = pd.read_csv(run / "per_volume.csv")
+            scaled |= set(zip(pv["method"], pv["sequence"]))
+        mixed = [_filtered_copy(RUNS / lane, work / "runs" / lane, scaled)
+                 for lane in ("baselines", "diffusion")] + scale_runs
+        boards["v2+scale"] = _board(mixed, work / "boards" / "v2-scale-fold0")
     # the boards compared on the methods every one of them has on all four cohorts, and
     # each on all the methods it has
     complete = {name: _complete_methods(board) for name, board in boards.items()}
