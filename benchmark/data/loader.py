@@ -167,6 +167,23 @@ def _resize(target: tuple[int, int, int]) -> tio.Transform:
     ])
 
 
+def _to_target(subject: tio.Subject, record: VolumeRecord, image: tio.Image,
+               target: tuple[int, int, int]) -> tio.Subject:
+    """``subject`` on the ``target`` grid: as it is where ``image`` (the file's image, as
+    read) is at ``target``, else through :func:`_resize`; raises DataLayoutError naming
+    the file where that does not land on ``target``."""
+    if image.spatial_shape == target:
+        return subject
+    resized = _resize(target)(subject)
+    got = next(iter(resized.get_images(intensity_only=False))).spatial_shape
+    if got != target:
+        raise DataLayoutError(
+            f"{record.image}: shape {image.spatial_shape} at voxel size "
+            f"{np.round(image.spacing, 3).tolist()} mm gives {got} after CropOrPad and "
+            f"Resample(2), expected {target} (files are read at 1 mm, or at 2 mm as {target})")
+    return resized
+
+
 def check_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHAPE
                  ) -> tuple[int, int, int]:
     """Every check :func:`load_volume` makes, without keeping anything: files readable and
@@ -180,14 +197,7 @@ def check_volume(record: VolumeRecord, target: tuple[int, int, int] = TARGET_SHA
         raise DataLayoutError(f"{record.mask}: the brain mask of {record.name} is empty")
     _check_image(record, subject["image"].data[0].numpy(), mask)
     labels = tio.Subject(**{k: subject[k] for k in ("mask", "seg") if k in subject})
-    if subject["image"].spatial_shape != target:
-        labels = _resize(target)(labels)
-        if labels["mask"].spatial_shape != target:
-            raise DataLayoutError(
-                f"{record.image}: shape {subject['image'].spatial_shape} at voxel size "
-                f"{np.round(subject['image'].spacing, 3).tolist()} mm gives "
-                f"{labels['mask'].spatial_shape} after CropOrPad and Resample(2), expected "
-                f"{target} (files are read at 1 mm, or at 2 mm as {target})")
+    labels = _to_target(labels, record, subject["image"], target)
     seg = record.labels.lesion_mask(labels["seg"].data[0].numpy()) if "seg" in labels else None
     _check_mask(record, labels["mask"].data[0].numpy() > 0, seg)
     return tuple(subject["image"].spatial_shape)
@@ -209,13 +219,7 @@ def _load_volume(record: VolumeRecord, target: tuple[int, int, int]) -> Volume:
     subject = _subject(record)
     if record.smoothing != "none":
         smooth_image(subject["image"], record.smoothing)
-    if subject["image"].spatial_shape != target:
-        subject = _resize(target)(subject)
-        if subject["image"].spatial_shape != target:
-            raise DataLayoutError(
-                f"{record.image}: shape {subject['image'].spatial_shape} after CropOrPad and "
-                f"Resample(2), expected {target} (is the file at 1 mm?)"
-            )
+    subject = _to_target(subject, record, subject["image"], target)
     mask = subject["mask"].data[0].numpy() > 0
     seg = record.labels.lesion_mask(subject["seg"].data[0].numpy()) if "seg" in subject else None
     _check_mask(record, mask, seg)
