@@ -1,86 +1,47 @@
-"""Every registered method gets the same smoke test: build, train through the real harness
+"""Every registered method gets the same smoke test, the contract a method's own tests can
+call too (benchmark.testing.check_method): build, train through the real harness
 (benchmark.train.fit: every stage, best-checkpoint reload), an anomaly map of the input's
 shape that is finite."""
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import nn
 
-from benchmark.checkpoint import load_method
-from benchmark.method import FAMILIES, AnomalyMethod, AnomalyOutput
-from benchmark.profiles import get_profile
-from benchmark.registry import get_method, list_methods
-from benchmark.rundir import RunDir
-from benchmark.train import TrainerOptions, fit
-
-SIZE, DEPTH = 96, 16
-
-
-class _Random(Dataset):
-    """Smooth random 'slices' (or volumes) in [0, 1] with a brain mask."""
-
-    def __init__(self, sampling: str, n: int = 4) -> None:
-        g = torch.Generator().manual_seed(0)
-        shape = (n, 1, SIZE, SIZE) if sampling == "slice" else (n, 1, SIZE, SIZE, DEPTH)
-        self.images = torch.rand(shape, generator=g).clamp(0, 1)
-        self.masks = torch.ones(shape)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"image": self.images[i], "mask": self.masks[i]}
-
-
-class _Data(L.LightningDataModule):
-    """What the harness asks of a data module, over a few random slices or volumes."""
-
-    def __init__(self, sampling: str) -> None:
-        super().__init__()
-        self.ds = _Random(sampling)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.ds, batch_size=2, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.ds, batch_size=2)
-
-    statistics_dataloader = val_dataloader
-
-
-def _fit(method: AnomalyMethod, out) -> None:
-    """benchmark.train.fit on the smoke profile: each stage's best checkpoint is written
-    and loaded before the next stage and before evaluation."""
-    part = RunDir(out).part(method.name, "t2", 0)
-    result = fit(method, _Data(method.sampling), part, get_profile("smoke"),
-                 TrainerOptions(accelerator="cpu", devices=1, epochs=1, progress=False))
-    assert result.checkpoint.is_file()
-    if method.requires_training:
-        assert [p.name for p in sorted(part.path.glob("best-*.ckpt"))] == sorted(
-            f"best-{s}.ckpt" for s in method.stages())
-    # the method holds exactly the weights of the checkpoint it will be evaluated with
-    saved = load_method(result.checkpoint).state_dict()
-    for key, value in method.state_dict().items():
-        assert torch.equal(value.cpu(), saved[key].cpu()), key
+from benchmark.method import AnomalyMethod, AnomalyOutput
+from benchmark.registry import list_methods
+from benchmark.testing import check_inference, check_method
 
 
 @pytest.mark.parametrize("name", list_methods())
 def test_method_smoke(name, tmp_path):
-    cls = get_method(name)
-    assert cls.family in FAMILIES and cls.paper, f"{name}: family and paper must be set"
-    assert {"paper", "quick", "smoke"} <= set(cls.epochs), f"{name}: epochs per profile"
-    torch.manual_seed(0)
-    method = cls.from_profile("smoke")
-    _fit(method, tmp_path)
-    method.eval()
-    n = DEPTH if method.sampling == "volume" else 3
-    x = torch.rand(n, 1, SIZE, SIZE)
-    with torch.no_grad():
-        out = method.predict_volume(x)
-    assert isinstance(out, AnomalyOutput)
-    assert out.anomaly_map.shape == x.shape
-    assert torch.isfinite(out.anomaly_map).all()
-    if out.reconstruction is not None:
-        assert torch.isfinite(out.reconstruction).all()
+    check_method(name, tmp_path)
+
+
+class _WrongShape(AnomalyMethod):
+    """A method that breaks the contract: its map covers half of each slice."""
+
+    family = "reconstruction"
+    paper = "none"
+    requires_training = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Identity()
+
+    def anomaly(self, x):
+        return AnomalyOutput(anomaly_map=x[..., :48])
+
+
+def test_the_contract_names_a_method_that_breaks_it():
+    with pytest.raises(AssertionError, match=r"_WrongShape: map of shape \(3, 1, 96, 48\) for "):
+        check_inference(_WrongShape())
+
+
+def test_the_contract_finds_a_non_finite_map():
+    class _NaN(_WrongShape):
+        def anomaly(self, x):
+            return AnomalyOutput(anomaly_map=torch.full_like(x, float("nan")))
+
+    with pytest.raises(AssertionError, match="not finite"):
+        check_inference(_NaN())
