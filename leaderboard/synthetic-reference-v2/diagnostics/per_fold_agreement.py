@@ -7,8 +7,8 @@ boards.
 
 Spearman of each fold's pooled AUPRC (threshold-free rows; the main cDDPM, not the SSL
 ablation) against Table 2's AUPRC, per cohort, for every fold each board has finished on
-all methods of the set: "common" (the 11 methods the v2 board's fold 0 had on all four
-cohorts first: all but FAE, EDC and PII) and "all" (the 14). The entries stand for the
+all methods of the set: "common" (the methods the v2 board's fold 0 has finished on all
+four cohorts so far) and "all" (the 14). The entries stand for the
 paper's rows as in `experiment rank-agreement` (DDPM and pDDPM without ensembling, cDDPM
 with ENS+SSL). Writes per_fold_agreement.csv beside this script.
 """
@@ -27,7 +27,6 @@ BOARDS = {"v1": REPO / "leaderboard" / "synthetic-reference" / "runs",
 ROWS = {"thresh": "Thresh", "vae": "VAE", "svae": "SVAE", "ae": "AE", "dae": "DAE", "ra": "RA",
         "phanes": "PHANES", "rd": "RD", "fae": "FAE", "edc": "EDC", "pii": "PII",
         "ddpm": "DDPM", "pddpm": "pDDPM", "cddpm": "cDDPM (ENS+SSL)"}
-COMMON = ("thresh", "ae", "vae", "dae", "svae", "ra", "phanes", "rd", "ddpm", "pddpm", "cddpm")
 COHORTS = ("Brats21", "MSLUB", "ATLAS_v2", "WMH")
 
 
@@ -42,12 +41,17 @@ def main() -> int:
     ref = pd.read_csv(TABLE2, comment="#")
     ref = ref[(ref["metric"] == "auprc") & ref["model"].isin(ROWS.values())]
     ref = ref.set_index(["model", "dataset"])["mean"]
+    v2 = pooled_auprc(BOARDS["v2"])
+    v2 = v2[(v2["fold"] == 0) & v2["dataset"].isin(COHORTS)]
+    done = v2.groupby("method")["dataset"].nunique()
+    common = tuple(sorted(done[done == len(COHORTS)].index))
+    print(f"common methods ({len(common)}): {', '.join(common)}")
     rows = []
     for board, runs in BOARDS.items():
         d = pooled_auprc(runs)
         for fold in sorted(d["fold"].unique()):
             for dataset in COHORTS:
-                for subset, methods in (("common", COMMON), ("all", tuple(ROWS))):
+                for subset, methods in (("common", common), ("all", tuple(ROWS))):
                     sel = d[(d["fold"] == fold) & (d["dataset"] == dataset)
                             & d["method"].isin(methods)]
                     values = sel.groupby("method")["value"].mean()
