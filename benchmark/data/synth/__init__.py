@@ -97,18 +97,31 @@ def default_root(size: Size = "quick", seed: int = 0, version: str = DEFAULT_VER
 
 
 # ----------------------------------------------------------------------------- plan
-def plan(size: Size, seed: int, version: str = DEFAULT_VERSION
-         ) -> dict[str, list[subjects.SubjectSpec]]:
-    """Every subject to generate, per cohort folder, in split order."""
+def plan(size: Size, seed: int, version: str = DEFAULT_VERSION,
+         anatomy_from: Path | None = None) -> dict[str, list[subjects.SubjectSpec]]:
+    """Every subject to generate, per cohort folder, in split order. ``anatomy_from``: a
+    prepared healthy T1 data root whose scans give the anatomies (synth.individual)."""
     sizes = _sizes(size)
     v = check_version(version)
-    out = {"ixi": [subjects.IXI.subject(i, seed, v)
-                   for i in range(sizes.ixi_pool + sizes.ixi_test)]}
+
+    def anatomies(cohort: subjects.Cohort, n: int, pool: int = 0) -> list:
+        if anatomy_from is None:
+            return [None] * n
+        from benchmark.data.synth import individual
+
+        train, test = individual.assign(anatomy_from, pool, n - pool, salt=7 * cohort.code)
+        return [(str(anatomy_from), name) for name in train + test]
+
+    n_ixi = sizes.ixi_pool + sizes.ixi_test
+    out = {"ixi": [subjects.IXI.subject(i, seed, v, a) for i, a in
+                   enumerate(anatomies(subjects.IXI, n_ixi, sizes.ixi_pool))]}
     for name, cohort in subjects.UNHEALTHY.items():
         n_val, n_test = sizes.unhealthy[name]
-        out[name] = [cohort.subject(i, seed, v) for i in range(n_val + n_test)]
+        out[name] = [cohort.subject(i, seed, v, a)
+                     for i, a in enumerate(anatomies(cohort, n_val + n_test))]
         variant = subjects.HEALTHY_VARIANTS[name]
-        out[variant.name] = [variant.subject(i, seed, v) for i in range(sizes.healthy_variant)]
+        out[variant.name] = [variant.subject(i, seed, v, a) for i, a in
+                             enumerate(anatomies(variant, sizes.healthy_variant))]
     return out
 
 
@@ -119,12 +132,17 @@ def _relpaths(spec: subjects.SubjectSpec) -> dict[str, str]:
                                None if healthy else spec.cohort.name)
 
 
-def parameters(size: Size, seed: int, version: str = DEFAULT_VERSION) -> dict:
+def parameters(size: Size, seed: int, version: str = DEFAULT_VERSION,
+               anatomy_from: Path | None = None) -> dict:
     """Everything that determines the bytes: compared against a stored manifest."""
     from benchmark.data.synth.lesion_models import lesion_parameters
 
     tpl = template_dir()
     extra = {} if version == "1" else {"lesions": lesion_parameters(version)}
+    if anatomy_from is not None:  # individual anatomies (synth.individual): their scans
+        from benchmark.data.synth.individual import fingerprint
+
+        extra["anatomy"] = fingerprint(anatomy_from)
     return {
         "size": size, "seed": seed, "sizes": asdict(_sizes(size)), **extra,
         "sites": {k: list(v) for k, v in SITE_SHIFTS.items()},
@@ -205,11 +223,12 @@ def _worker_init() -> None:
 
 
 def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = True,
-             workers: int | None = None, version: str = DEFAULT_VERSION) -> dict:
+             workers: int | None = None, version: str = DEFAULT_VERSION,
+             anatomy_from: Path | None = None) -> dict:
     """Write the whole data set under root (which must not exist yet); returns the manifest."""
     from tqdm.auto import tqdm
 
-    specs = plan(size, seed, version)
+    specs = plan(size, seed, version, anatomy_from)
     jobs = [s for cohort in specs.values() for s in cohort]
     data_dir = root / "Data"
     data_dir.mkdir(parents=True)
@@ -232,14 +251,14 @@ def generate(root: Path, size: Size = "quick", seed: int = 0, progress: bool = T
     bar.close()
     files.update(write_splits(specs, size, data_dir / "splits"))
     manifest = {"generator": GENERATOR, "version": version,
-                "parameters": parameters(size, seed, version),
+                "parameters": parameters(size, seed, version, anatomy_from),
                 "files": dict(sorted(files.items()))}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False,
-                     version: str = DEFAULT_VERSION) -> bool:
+                     version: str = DEFAULT_VERSION, anatomy_from: Path | None = None) -> bool:
     """True when root holds a complete data set this code would write (sha256 if verify)."""
     path = root / "manifest.json"
     try:
@@ -248,7 +267,8 @@ def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False,
         return False
     if manifest.get("version") != version:
         return False
-    if manifest.get("parameters") != json.loads(json.dumps(parameters(size, seed, version))):
+    expected = parameters(size, seed, version, anatomy_from)
+    if manifest.get("parameters") != json.loads(json.dumps(expected)):
         return False
     for rel, digest in manifest.get("files", {}).items():
         file = root / rel
@@ -259,16 +279,23 @@ def manifest_matches(root: Path, size: Size, seed: int, verify: bool = False,
 
 def ensure_synthetic(size: Size = "quick", root: Path | None = None, seed: int = 0,
                      progress: bool = True, *, force: bool = False,
-                     workers: int | None = None, version: str = DEFAULT_VERSION) -> Path:
+                     workers: int | None = None, version: str = DEFAULT_VERSION,
+                     anatomy_from: Path | None = None) -> Path:
     """Return the data root (the folder holding ``Data/``), generating it if missing or stale.
+    ``anatomy_from`` (a prepared healthy T1 data root; a diagnostic, synth.individual) needs
+    ``root``: such a data set never goes to the default cache.
 
     A stale root is replaced only if it is ours (it has a manifest.json) or empty; any
     other non-empty folder is refused rather than deleted.
     """
     _sizes(size)
     version = check_version(version)
+    if anatomy_from is not None and root is None:
+        raise ValueError("--anatomy-from needs --out: a data set of individual anatomies "
+                         "never replaces the default cache")
     root = Path(root).expanduser() if root is not None else default_root(size, seed, version)
-    if not force and manifest_matches(root, size, seed, version=version):
+    same = {"version": version, "anatomy_from": anatomy_from}
+    if not force and manifest_matches(root, size, seed, **same):
         return root
     if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
         raise FileExistsError(
@@ -279,8 +306,8 @@ def ensure_synthetic(size: Size = "quick", root: Path | None = None, seed: int =
     if partial.exists():
         shutil.rmtree(partial)
     try:
-        generate(partial, size, seed, progress, workers, version)
-        if not force and manifest_matches(root, size, seed, version=version):
+        generate(partial, size, seed, progress, workers, version, anatomy_from)
+        if not force and manifest_matches(root, size, seed, **same):
             return root  # another process finished the same data set meanwhile: keep it
         if root.exists():
             shutil.rmtree(root)
@@ -303,6 +330,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default=DEFAULT_VERSION, choices=VERSIONS,
                         help="generator version (default %(default)s; docs/synthetic.md)")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    parser.add_argument("--anatomy-from", type=Path, default=None, metavar="PREPARED",
+                        help="diagnostic: take each subject's anatomy from a real healthy T1 "
+                             "scan of this prepared data root instead of the MNI template "
+                             "(needs --out; docs/fidelity.md)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: all CPU cores)")
 
@@ -310,7 +341,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     root = ensure_synthetic(args.size, root=args.out, seed=args.seed, progress=True,
                             force=args.force, workers=getattr(args, "workers", None),
-                            version=getattr(args, "version", DEFAULT_VERSION))
+                            version=getattr(args, "version", DEFAULT_VERSION),
+                            anatomy_from=getattr(args, "anatomy_from", None))
     print(root)
     return 0
 

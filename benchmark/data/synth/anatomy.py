@@ -189,9 +189,10 @@ def _radial_squeeze(points: np.ndarray, centre, radius: float, strength: float) 
     return centre + diff * (1.0 - strength * np.exp(-r2 / (2.0 * radius**2)))
 
 
-def warp_anatomy(warp: Warp) -> Anatomy:
-    """Sample the template's tissue maps through the subject's warp onto the output grid."""
-    tpl = load_template()
+def warp_anatomy(warp: Warp, template: Template | None = None) -> Anatomy:
+    """Sample the template's tissue maps (or ``template``'s: an individual anatomy,
+    benchmark.data.synth.individual) through the subject's warp onto the output grid."""
+    tpl = template if template is not None else load_template()
     points = np.indices(GRID_SHAPE, dtype=np.float32)
     if warp.mass_centre is not None and warp.mass_strength > 0:
         points = _radial_squeeze(points, warp.mass_centre, warp.mass_radius, warp.mass_strength)

@@ -42,14 +42,16 @@ class Cohort:
     code: int  # seed component; never reuse a code
     subject_format: str  # name of subject i: {i}, {n} = i + 1, {ixi} = i + 2, {k}, {site}
 
-    def subject(self, index: int, seed: int, version: str = "1") -> SubjectSpec:
+    def subject(self, index: int, seed: int, version: str = "1",
+                anatomy: tuple[str, str] | None = None) -> SubjectSpec:
         rng = np.random.default_rng((seed, self.code, index, 7))
         site = self.sites[int(rng.choice(len(self.sites), p=self.site_weights))]
         age = float(np.round(rng.uniform(*self.ages), 1))
         name = self.subject_format.format(i=index, n=index + 1, site=site,
                                           k=(828 + 37 * index) % 10000, ixi=index + 2)
         return SubjectSpec(name=name, cohort=self, site=site, age=age,
-                           entropy=(seed, self.code, index), version=version)
+                           entropy=(seed, self.code, index), version=version,
+                           anatomy=anatomy)
 
 
 IXI = Cohort("ixi", "IXI", None, ("t1", "t2"), ("Guys", "HH", "IOP"), (0.55, 0.3, 0.15),
@@ -86,6 +88,17 @@ class SubjectSpec:
     age: float
     entropy: tuple[int, int, int]
     version: str = "1"  # the generator version (benchmark.data.synth.VERSIONS)
+    # (prepared data root, scan name): an individual anatomy (synth.individual); None: the
+    # warped MNI template (every generator version)
+    anatomy: tuple[str, str] | None = None
+
+    def template(self):
+        """The tissue maps this subject's warp samples: None = the MNI template."""
+        if self.anatomy is None:
+            return None
+        from benchmark.data.synth.individual import individual_template
+
+        return individual_template(*self.anatomy)
 
     @property
     def label(self) -> int:
@@ -119,9 +132,10 @@ def _streams(spec: SubjectSpec) -> dict[str, np.random.Generator]:
 
 def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
     warp = random_warp(rng["anatomy"], spec.age)
+    template = spec.template()
     pathology = spec.cohort.pathology
     if pathology is None:
-        return None, warp_anatomy(warp)
+        return None, warp_anatomy(warp, template)
     if pathology not in synth_lesions.PATHOLOGIES:
         raise ValueError(f"unknown pathology {pathology!r}; allowed: {synth_lesions.PATHOLOGIES}")
     model = lesion_model(spec.version)
@@ -130,10 +144,10 @@ def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
         centre, radius = model.plan_tumour(rng["lesion"], reference_anatomy(), **size)
         warp = dataclasses.replace(warp, mass_centre=tuple(centre), mass_radius=radius * 1.2,
                                    mass_strength=float(rng["lesion"].uniform(0.25, 0.55)))
-        anatomy = warp_anatomy(warp)
+        anatomy = warp_anatomy(warp, template)
         make = lambda: model.tumour(rng["lesion"], anatomy, centre, radius)
     else:
-        anatomy = warp_anatomy(warp)
+        anatomy = warp_anatomy(warp, template)
         make = lambda: model.generators[pathology](rng["lesion"], anatomy, **size)
     for _ in range(20):  # an unhealthy subject must have a visible lesion: redraw tiny ones
         lesion = make()
