@@ -219,8 +219,8 @@ def main(args: argparse.Namespace) -> int:
         print(line)
     if cfg.profile.name != "paper":
         print(f"The {cfg.profile.name} profile's numbers are not the paper's (CPU-sized "
-              "networks and training); the converged reference board is "
-              "leaderboard/synthetic-reference/.")
+              "networks and training); the reference board is "
+              "leaderboard/synthetic-reference-v2/ (v1: leaderboard/synthetic-reference/).")
     return 0
 
 
