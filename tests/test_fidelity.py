@@ -147,3 +147,13 @@ def test_the_fidelity_command_on_the_smoke_data(tmp_path, monkeypatch):
     assert ms["synthetic-v2"] > 3 * ms["synthetic-v1"]
     assert (out / "summary.md").read_text().startswith("### ")
     assert (out / "fidelity.png").stat().st_size > 10_000
+    # any data root in the synthetic layout is measured under its folder's name
+    again = tmp_path / "fid2"
+    assert main(["experiment", "fidelity", "--versions", "2", "--size", "smoke",
+                 "--data-root", str(tmp_path / "cache" / "synthetic-smoke-v1"),
+                 "--out", str(again)]) == 0
+    sources = set(pd.read_csv(again / "per_volume.csv")["source"])
+    assert sources == {"synthetic-v2", "synthetic-smoke-v1"}
+    with pytest.raises(SystemExit, match="no Data/ folder"):
+        main(["experiment", "fidelity", "--versions", "2", "--size", "smoke",
+              "--data-root", str(tmp_path), "--out", str(again)])

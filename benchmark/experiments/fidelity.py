@@ -33,6 +33,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="at most this many test volumes per synthetic cohort")
     parser.add_argument("--ixi-limit", type=int, default=20,
                         help="at most this many real IXI T1 scans (default 20; 0 = none)")
+    parser.add_argument("--data-root", type=Path, action="append", default=[],
+                        metavar="ROOT", help="also measure this data root in the synthetic "
+                        "layout (e.g. from `data synth --anatomy-from`), named by its folder; "
+                        "repeatable")
     parser.add_argument("--out", type=Path, default=Path("fidelity"))
 
 
@@ -123,6 +127,10 @@ def main(args: argparse.Namespace) -> int:
     for version in _versions(args.versions):
         root = ensure_synthetic(args.size, version=version, progress=False)
         volumes += synthetic_volumes(root, f"synthetic-v{version}", limit=args.limit)
+    for root in args.data_root:
+        if not (root / "Data").is_dir():
+            raise SystemExit(f"--data-root: {root} holds no Data/ folder")
+        volumes += synthetic_volumes(root, root.name, limit=args.limit)
     if args.real_samples is not None:
         volumes += _real(args.real_samples, args.ixi_limit)
     per_volume = measure(volumes)
