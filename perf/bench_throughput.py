@@ -11,7 +11,10 @@ volume), on the old path (NCHW layout, glibc's default allocator) and on the new
 phases). The allocator setting cannot be undone in a process, so every old-path number is
 measured first, then the allocator is tuned and every new-path number is measured; each
 number is the best of ``--repeats`` timings (CPU seconds of this process: user + system,
-steady on a shared machine, equal to the wall time on an idle one with one thread).
+steady on a shared machine, equal to the wall time on an idle one with one thread). The
+wall-clock rates are recorded beside them (``..._per_s``): with several threads on an
+idle machine they are what a user waits for (the README's main command runs one part at
+a time on all cores).
 
 Numbers stay equal: the first training loss of both paths (same seed) and the inference
 maps (same seed, so the same noise for the diffusion models) are compared and their
@@ -60,8 +63,9 @@ def _optimizer(method):
 
 
 def train_rate(method, layout: bool, batch: int, steps: int, repeats: int
-               ) -> tuple[float, float]:
-    """(steps per CPU-second, first loss) of ``steps`` optimiser steps after a warm-up."""
+               ) -> tuple[float, float, float]:
+    """(steps per CPU-second, first loss, steps per wall-second) of ``steps`` optimiser
+    steps after a warm-up."""
     import lightning as L
 
     from benchmark.cpu import channels_last
@@ -79,19 +83,21 @@ def train_rate(method, layout: bool, batch: int, steps: int, repeats: int
         first = float(loss)
         loss.backward()
         opt.step()
-        best = float("inf")
+        best = wall = float("inf")
         for _ in range(repeats):
-            start = _cpu()
+            start, start_wall = _cpu(), time.perf_counter()
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 method.training_losses(data)["loss"].backward()
                 opt.step()
             best = min(best, _cpu() - start)
-    return steps / best, first
+            wall = min(wall, time.perf_counter() - start_wall)
+    return steps / best, first, steps / wall
 
 
-def infer_rate(method, layout: bool, repeats: int) -> tuple[float, torch.Tensor]:
-    """(volumes per CPU-second, the map of the timed volume) of predict_volume on 50 slices."""
+def infer_rate(method, layout: bool, repeats: int) -> tuple[float, torch.Tensor, float]:
+    """(volumes per CPU-second, the map of the timed volume, volumes per wall-second) of
+    predict_volume on 50 slices."""
     x = torch.rand(50, 1, 96, 96, generator=torch.Generator().manual_seed(2))
     method.eval()
     phases = method.channels_last
@@ -100,15 +106,16 @@ def infer_rate(method, layout: bool, repeats: int) -> tuple[float, torch.Tensor]
     try:
         torch.manual_seed(3)
         method.predict_volume(x[:4])  # warm-up
-        best, out = float("inf"), None
+        best, wall, out = float("inf"), float("inf"), None
         for _ in range(repeats):
             torch.manual_seed(3)
-            start = _cpu()
+            start, start_wall = _cpu(), time.perf_counter()
             out = method.predict_volume(x)
             best = min(best, _cpu() - start)
+            wall = min(wall, time.perf_counter() - start_wall)
     finally:
         method.channels_last = phases
-    return 1.0 / best, out.anomaly_map
+    return 1.0 / best, out.anomaly_map, 1.0 / wall
 
 
 def measure(names: list[str], profile: str, batch: int, steps: int, repeats: int,
@@ -123,11 +130,12 @@ def measure(names: list[str], profile: str, batch: int, steps: int, repeats: int
         row = {"family": method.family}
         if method.requires_training and method.sampling == "slice" \
                 and getattr(method, "automatic_optimization", True):
-            row["train_steps_per_cpu_s"], row["first_loss"] = train_rate(
-                method, new, batch, steps, repeats)
+            row["train_steps_per_cpu_s"], row["first_loss"], row["train_steps_per_s"] = \
+                train_rate(method, new, batch, steps, repeats)
         method = _build(name, profile)  # fresh weights: both paths infer with the same net
         if method.sampling == "slice":
-            row["infer_volumes_per_cpu_s"], row["map"] = infer_rate(method, new, repeats)
+            row["infer_volumes_per_cpu_s"], row["map"], row["infer_volumes_per_s"] = \
+                infer_rate(method, new, repeats)
         out[name] = row
         print(f"  {'new' if new else 'old'} {name}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
@@ -139,7 +147,8 @@ def compare(old: dict, new: dict) -> list[dict]:
     for name, o in old.items():
         n = new[name]
         row = {"method": name, "family": o["family"]}
-        for key in ("train_steps_per_cpu_s", "infer_volumes_per_cpu_s"):
+        for key in ("train_steps_per_cpu_s", "infer_volumes_per_cpu_s", "train_steps_per_s",
+                    "infer_volumes_per_s"):
             if key in o:
                 row[f"{key}_old"], row[f"{key}_new"] = o[key], n[key]
                 row[f"{key}_ratio"] = n[key] / o[key]
@@ -187,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"{_fmt(r.get('infer_volumes_per_cpu_s_new'), '.3f')} "
                  f"({_fmt(r.get('infer_volumes_per_cpu_s_ratio'), '.2f')}x)")
         print(f"{r['method']:8s} {r['family']:16s} {train:>30s} {infer:>28s} "
-              f"{_fmt(r.get('loss_diff_rel'), '10.1e')} {_fmt(r.get('map_max_diff_rel'), '9.1e')}")
+              f"{_fmt(r.get('loss_diff_rel'), '10.1e')} {_fmt(r.get('map_max_diff_rel'), '9.1e')}"
+              f"   wall: train {_fmt(r.get('train_steps_per_s_ratio'), '.2f')}x, "
+              f"infer {_fmt(r.get('infer_volumes_per_s_ratio'), '.2f')}x")
     if args.save is not None:
         args.save.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -6,6 +6,11 @@ paper's Table 2 of three boards at fold 0 that differ in one factor each,
     v2+scale  v2 with DDPM, pDDPM, cDDPM, AE and DAE one step up in scale (scale-step.sh:
               widths x2, epochs x2) and the other nine methods as in v2
 
+and, where runs/anatomy-swap/ has finished parts (anatomy_swap.sh), a fourth factor:
+
+    v2-individual  v2's data rendered from real healthy anatomies (synth.individual), the
+                   same settings; compared with v2 on the same methods, per cohort
+
     python leaderboard/synthetic-reference-v2/diagnostics/data_or_scale.py
 
 Builds the three boards (the v2+scale board from copies of the v2 lanes' records without
@@ -107,6 +112,27 @@ def movement() -> pd.DataFrame:
     return table.sort_values(["metric", "dataset", "method"]).reset_index(drop=True)
 
 
+def anatomy_comparison(v2_board: Path, anatomy_run: Path, work: Path):
+    """v2 against v2-individual on the methods the anatomy swap has finished (per cohort:
+    the methods with a result on it in both boards)."""
+    board = _board([anatomy_run], work / "v2-individual-fold0")
+    lb_a, lb_v = (pd.read_csv(b / "leaderboard.csv") for b in (board, v2_board))
+    texts, rows = [], []
+    for cohort in COHORTS:
+        have = (set(lb_a.loc[lb_a["dataset"] == cohort, "method"])
+                & set(lb_v.loc[lb_v["dataset"] == cohort, "method"]))
+        if len(have) < 3:
+            continue
+        for name, b, lb in (("v2", v2_board, lb_v), ("v2-individual", board, lb_a)):
+            leave_out = set(lb["method"]) - have
+            text, summary = _agreement(b, b / f"rank_agreement_anatomy_{cohort}.csv", leave_out)
+            summary = summary[summary["dataset"] == cohort] if "dataset" in summary else summary
+            texts.append(f"## {name} (fold 0), {cohort}, the {len(have)} methods of the "
+                         f"anatomy swap\n\n```\n{text.strip()}\n```\n")
+            rows.append(summary.assign(board=name, methods=f"anatomy-swap ({len(have)})"))
+    return texts, rows
+
+
 def main() -> int:
     sys.path.insert(0, str(REPO))
     work = HERE / "scale-step"
@@ -139,6 +165,13 @@ def main() -> int:
             rows.append(summary.assign(board=name, methods=subset))
     table = pd.concat(rows, ignore_index=True)
     table.to_csv(OUT / "data_or_scale.csv", index=False)
+    anatomy = RUNS / "anatomy-swap"
+    if (anatomy / "per_volume.csv").is_file():
+        texts_a, rows_a = anatomy_comparison(boards["v2"], anatomy, work / "boards")
+        texts += texts_a
+        rows += rows_a
+        table = pd.concat(rows, ignore_index=True)
+        table.to_csv(OUT / "data_or_scale.csv", index=False)
     moved = movement()
     moved.to_csv(OUT / "scale_movement.csv", index=False)
     texts.append("## How the scaled methods move (fold 0; pooled AUPRC per cohort, mean "
