@@ -32,6 +32,19 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # 2. the board's data set (quick size, v2, seed 0) with those anatomies
 "$PY" -m benchmark data synth --size quick --version 2 \
     --anatomy-from "$WORK/ixi-prepared" --out "$WORK/v2-individual"
+# the committed runs were trained on the data set of anatomy_swap.manifest.json: a resume on
+# another machine must regenerate exactly those bytes (prepare's registration is part of it)
+MANIFEST=leaderboard/synthetic-reference-v2/diagnostics/anatomy_swap.manifest.json
+if [ -f "$MANIFEST" ]; then
+  "$PY" - "$MANIFEST" "$WORK/v2-individual/manifest.json" <<'PY'
+import json, sys
+old, new = (json.load(open(p))["files"] for p in sys.argv[1:])
+if old != new:
+    bad = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    sys.exit(f"the regenerated data differ from those of the committed runs in {len(bad)} "
+             f"files (first: {bad[0]}); resume with the same data or use another --run-id")
+PY
+fi
 # 3. the board's fold 0, reference profile, on that data
 "$PY" -m benchmark run --methods "$METHODS" --sequences "$SEQUENCES" --profile reference \
     --folds 0 --data-root "$WORK/v2-individual" --out leaderboard/synthetic-reference-v2/runs \
