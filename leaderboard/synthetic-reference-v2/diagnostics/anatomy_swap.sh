@@ -16,7 +16,8 @@
 # records go to leaderboard/synthetic-reference-v2/runs/anatomy-swap and --resume continues
 # them. Cost on the 2-core machine: ~35 CPU-min to prepare the 60 scans, ~1 min to render,
 # then a part costs what the board's fold-0 part costs (~2.5 h for T2's 14 methods).
-# SEQUENCES (default t2) and METHODS choose the parts.
+# SEQUENCES (default t2) and METHODS choose the parts, RUN_ID the run (default anatomy-swap;
+# one launch at a time per run: a second sequence in parallel needs its own run id).
 set -euo pipefail
 PY=${PYTHON:-python}
 SAMPLES=${1:-../shared/data/real-samples}
@@ -48,4 +49,4 @@ fi
 # 3. the board's fold 0, reference profile, on that data
 "$PY" -m benchmark run --methods "$METHODS" --sequences "$SEQUENCES" --profile reference \
     --folds 0 --data-root "$WORK/v2-individual" --out leaderboard/synthetic-reference-v2/runs \
-    --run-id anatomy-swap --resume --no-progress
+    --run-id "${RUN_ID:-anatomy-swap}" --resume --no-progress
