@@ -74,7 +74,8 @@ def _complete_methods(board: Path) -> set[str]:
     return set(have[have == len(COHORTS)].index)
 
 
-def _agreement(board: Path, csv: Path, leave_out: set[str] = frozenset()) -> tuple[str, pd.DataFrame]:
+def _agreement(board: Path, csv: Path, leave_out: set[str] = frozenset(),
+               cohorts: str | None = None) -> tuple[str, pd.DataFrame]:
     from benchmark.cli import main
 
     excludes = ["--exclude", ("cddpm [ens=True] [test_t=250+500+750] [ssl=False] "
@@ -83,7 +84,8 @@ def _agreement(board: Path, csv: Path, leave_out: set[str] = frozenset()) -> tup
         excludes += ["--exclude", method]
     text = io.StringIO()
     with redirect_stdout(text):
-        code = main(["experiment", "rank-agreement", str(board), "--out", str(csv), *excludes])
+        code = main(["experiment", "rank-agreement", str(board), "--out", str(csv), *excludes,
+                     *(["--cohorts", cohorts] if cohorts else [])])
     if code != 0:
         raise SystemExit(f"rank-agreement failed on {board}")
     return text.getvalue().replace(f"{REPO}/", ""), pd.read_csv(csv)
@@ -125,8 +127,8 @@ def anatomy_comparison(v2_board: Path, anatomy_run: Path, work: Path):
             continue
         for name, b, lb in (("v2", v2_board, lb_v), ("v2-individual", board, lb_a)):
             leave_out = set(lb["method"]) - have
-            text, summary = _agreement(b, b / f"rank_agreement_anatomy_{cohort}.csv", leave_out)
-            summary = summary[summary["dataset"] == cohort] if "dataset" in summary else summary
+            text, summary = _agreement(b, b / f"rank_agreement_anatomy_{cohort}.csv", leave_out,
+                                       cohorts=cohort)
             texts.append(f"## {name} (fold 0), {cohort}, the {len(have)} methods of the "
                          f"anatomy swap\n\n```\n{text.strip()}\n```\n")
             rows.append(summary.assign(board=name, methods=f"anatomy-swap ({len(have)})"))
