@@ -121,9 +121,13 @@ def test_every_committed_run_record_loads(path):
 
 def _resume_argv(cfg: RunConfig, out: Path) -> list[str]:
     """The `run --resume` command line that continues a run recorded as ``cfg``."""
-    version = cfg.data_source.rsplit("-v", 1)[1] if "-v" in cfg.data_source else "1"
+    if cfg.data_source == "user":  # a --data-root run (the anatomy swap's generated data)
+        data = ["--data-root", str(cfg.data_root)]
+    else:
+        version = cfg.data_source.rsplit("-v", 1)[1] if "-v" in cfg.data_source else "1"
+        data = ["--synthetic-version", version]
     argv = ["run", "--methods", ",".join(cfg.methods), "--sequences", ",".join(cfg.sequences),
-            "--profile", cfg.profile.name, "--synthetic-version", version, "--out", str(out),
+            "--profile", cfg.profile.name, *data, "--out", str(out),
             "--run-id", cfg.run_dir.name, "--no-progress", "--resume"]
     if cfg.folds is not None:
         argv += ["--folds", ",".join(map(str, cfg.folds))]
@@ -149,6 +153,11 @@ def test_a_committed_board_resumes_without_a_config_change(path, tmp_path, monke
 
     # the synthetic default where the run found it (not generated here)
     monkeypatch.setattr(synth, "ensure_synthetic", lambda **kw: recorded.data_root)
+    if recorded.data_source == "user":  # its data root lives on the machine that ran it
+        from benchmark.cli import run as run_cli
+
+        monkeypatch.setattr(run_cli, "_resolve_data_root",
+                            lambda args, profile: (args.data_root, "user"))
     cfg = run_config(build_parser().parse_args(_resume_argv(recorded, tmp_path)))
     assert cfg.data_source == recorded.data_source
     assert config_changes(RunDir(copy).run_config(), cfg) == {}
