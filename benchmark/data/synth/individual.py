@@ -71,7 +71,7 @@ def healthy_scans(root: Path) -> list[str]:
 
 
 def scan_files(root: Path, name: str) -> dict[str, Path]:
-    """The raw label map and the prepare transform of one prepared scan (from the
+    """The raw T1, its label map and the prepare transform of one prepared scan (from the
     record ``data prepare`` keeps in Data/.prepare/)."""
     records = list((Path(root) / "Data" / ".prepare").glob(f"*/{name}.json"))
     if not records:
@@ -119,11 +119,10 @@ def tissue_fractions(t1: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray
         raise ValueError(f"the label map has no lateral ventricles (labels {VENTRICLE_LABELS})")
     pure_csf = float(np.median(t1[ventricles]))
     grey = maps["gm"] > 0
-    ids = labels[grey]
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    medians = np.array([np.median(t1[grey][inverse == k]) for k in range(len(uniq))])
-    pure_gm = medians[inverse]
-    share = np.clip((pure_gm - t1[grey]) / np.maximum(pure_gm - pure_csf, 1e-6), 0.0, 1.0)
+    values = t1[grey]
+    uniq, inverse = np.unique(labels[grey], return_inverse=True)
+    pure_gm = np.array([np.median(values[inverse == k]) for k in range(len(uniq))])[inverse]
+    share = np.clip((pure_gm - values) / np.maximum(pure_gm - pure_csf, 1e-6), 0.0, 1.0)
     maps["csf"][grey] = share.astype(np.float32)
     maps["gm"][grey] = (1.0 - share).astype(np.float32)
     return maps
