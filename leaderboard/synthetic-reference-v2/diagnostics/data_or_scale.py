@@ -6,7 +6,7 @@ paper's Table 2 of three boards at fold 0 that differ in one factor each,
     v2+scale  v2 with DDPM, pDDPM, cDDPM, AE and DAE one step up in scale (scale-step.sh:
               widths x2, epochs x2) and the other nine methods as in v2
 
-and, where runs/anatomy-swap/ has finished parts (anatomy_swap.sh), a fourth factor:
+and, where runs/anatomy-swap/ (T2) or runs/anatomy-swap-t1/ (T1) have finished parts (anatomy_swap.sh), a fourth factor:
 
     v2-individual  v2's data rendered from real healthy anatomies (synth.individual), the
                    same settings; compared with v2 on the same methods, per cohort
@@ -114,10 +114,10 @@ def movement() -> pd.DataFrame:
     return table.sort_values(["metric", "dataset", "method"]).reset_index(drop=True)
 
 
-def anatomy_comparison(v2_board: Path, anatomy_run: Path, work: Path):
+def anatomy_comparison(v2_board: Path, anatomy_runs: list[Path], work: Path):
     """v2 against v2-individual on the methods the anatomy swap has finished (per cohort:
-    the methods with a result on it in both boards)."""
-    board = _board([anatomy_run], work / "v2-individual-fold0")
+    the methods with a result on it in both boards; T2 and T1 are separate runs)."""
+    board = _board(anatomy_runs, work / "v2-individual-fold0")
     lb_a, lb_v = (pd.read_csv(b / "leaderboard.csv") for b in (board, v2_board))
     texts, rows = [], []
     for cohort in COHORTS:
@@ -167,8 +167,9 @@ def main() -> int:
             rows.append(summary.assign(board=name, methods=subset))
     table = pd.concat(rows, ignore_index=True)
     table.to_csv(OUT / "data_or_scale.csv", index=False)
-    anatomy = RUNS / "anatomy-swap"
-    if (anatomy / "per_volume.csv").is_file():
+    anatomy = [r for r in (RUNS / "anatomy-swap", RUNS / "anatomy-swap-t1")
+               if (r / "per_volume.csv").is_file()]
+    if anatomy:
         texts_a, rows_a = anatomy_comparison(boards["v2"], anatomy, work / "boards")
         texts += texts_a
         rows += rows_a
