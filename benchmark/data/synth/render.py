@@ -106,6 +106,7 @@ class Acquisition:
     noise_re: np.ndarray
     noise_im: np.ndarray
     gain: float
+    sigma: float = 0.0  # the noise's standard deviation (before the gain)
 
     @classmethod
     def draw(cls, rng: np.random.Generator, site: Site, peak: float) -> Acquisition:
@@ -113,7 +114,8 @@ class Acquisition:
         sigma = site.noise * peak
         noise = rng.normal(0.0, sigma, (2, *GRID_SHAPE)).astype(np.float32)
         gain = site.gain * float(rng.uniform(0.9, 1.1))
-        return cls(bias=np.exp(log_bias), noise_re=noise[0], noise_im=noise[1], gain=gain)
+        return cls(bias=np.exp(log_bias), noise_re=noise[0], noise_im=noise[1], gain=gain,
+                   sigma=sigma)
 
     def apply(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Steps 4-5: bias, Rician noise, skull-strip, integer scale. Returns int16."""
@@ -121,3 +123,19 @@ class Acquisition:
         noisy = np.sqrt((biased + self.noise_re) ** 2 + self.noise_im**2)
         scaled = np.rint(noisy * self.gain) * mask
         return np.clip(scaled, 0, np.iinfo(np.int16).max).astype(np.int16)
+
+    def expected(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The mean of :meth:`apply` over the noise (float, before rounding): the Rician
+        mean of the biased image, sigma sqrt(pi/2) L_1/2(-nu^2 / 2 sigma^2), scaled and
+        skull-stripped. What a perfect reconstruction of this acquisition can predict."""
+        from scipy import special
+
+        nu = image * self.bias
+        if self.sigma <= 0:
+            return nu * self.gain * mask
+        x = nu.astype(np.float64) ** 2 / (2 * self.sigma ** 2)
+        # L_1/2(-x) e^{-x/2} = (1 + x) I0(x/2) e^{-x/2} + x I1(x/2) e^{-x/2}: the scaled
+        # Bessel functions keep it finite at high SNR, where the mean tends to sqrt(nu^2 + sigma^2)
+        mean = self.sigma * np.sqrt(np.pi / 2) * ((1 + x) * special.i0e(x / 2)
+                                                  + x * special.i1e(x / 2))
+        return (mean * self.gain * mask).astype(np.float32)

@@ -156,22 +156,33 @@ def _lesion_and_anatomy(spec: SubjectSpec, rng: dict):
     raise RuntimeError(f"could not place a {pathology} lesion in {spec.name}")
 
 
-def render_subject(spec: SubjectSpec) -> Rendered:
+def _acquisitions(spec: SubjectSpec):
+    """The subject's lesion (None if healthy), anatomy and, per sequence, its tissue
+    intensities, the lesion-free image before acquisition and the acquisition draws."""
+    rng = _streams(spec)
+    lesion, anatomy = _lesion_and_anatomy(spec, rng)
+    site = get_site(spec.site)
+    per_seq = {}
+    for seq in spec.cohort.sequences:  # each sequence draws from its own stream
+        intensities = subject_intensities(rng[seq], site, seq)
+        clean = tissue_image(rng[seq], anatomy, intensities, site.blur)
+        acq = Acquisition.draw(rng[seq], site, peak=max(intensities.values()))
+        per_seq[seq] = (intensities, clean, acq)
+    return lesion, anatomy, per_seq
+
+
+def render_subject(spec: SubjectSpec, draws=None) -> Rendered:
     """Render every sequence of a subject, with and without its lesion.
 
     The label is computed, not assumed: seg = voxels whose stored integer value differs
     between the lesioned and the healthy rendering (same anatomy, bias and noise draws).
+    draws: the subject's :func:`_acquisitions`, if already made.
     """
-    rng = _streams(spec)
-    lesion, anatomy = _lesion_and_anatomy(spec, rng)
+    lesion, anatomy, per_seq = draws or _acquisitions(spec)
     mask = anatomy.mask
-    site = get_site(spec.site)
     images, healthy = {}, {}
     seg = np.zeros(mask.shape, dtype=bool)
-    for seq in spec.cohort.sequences:
-        intensities = subject_intensities(rng[seq], site, seq)
-        clean = tissue_image(rng[seq], anatomy, intensities, site.blur)
-        acq = Acquisition.draw(rng[seq], site, peak=max(intensities.values()))
+    for seq, (intensities, clean, acq) in per_seq.items():
         healthy[seq] = acq.apply(clean, mask)
         if lesion is None:
             images[seq] = healthy[seq]
@@ -179,3 +190,14 @@ def render_subject(spec: SubjectSpec) -> Rendered:
             images[seq] = acq.apply(lesion.insert(clean, anatomy, intensities), mask)
             seg |= images[seq] != healthy[seq]
     return Rendered(images, healthy, mask.astype(np.uint8), seg.astype(np.uint8), anatomy)
+
+
+def expected_healthy(spec: SubjectSpec) -> tuple[Rendered, dict]:
+    """The subject rendered (:func:`render_subject`) and, per sequence, the noise-free
+    mean of its healthy twin (float, on the stored intensity scale): the reconstruction a
+    perfect model of healthy anatomy would return for it (render.Acquisition.expected)."""
+    draws = _acquisitions(spec)
+    _, anatomy, per_seq = draws
+    expected = {seq: acq.expected(clean, anatomy.mask)
+                for seq, (_, clean, acq) in per_seq.items()}
+    return render_subject(spec, draws), expected
