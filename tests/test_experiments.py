@@ -28,6 +28,7 @@ def test_noise_levels_reach_the_leaderboard(run, tmp_path):
     table = load_run(run).table("noise_levels.csv")  # found where the experiment wrote it
     assert set(table["t"].astype(str)) == {"250", "500", "ens"}
     assert table["auprc"].between(0, 1).all() and set(table["dataset"]) == {"Brats21"}
+    assert (table["l1_ratio"] > 0).all()
     out = tmp_path / "board"
     assert main(["leaderboard", str(run), "--out", str(out), "--paired", "volume",
                  "--rounds", "100"]) == 0
@@ -46,3 +47,21 @@ def test_domain_shift_experiment_writes_scores_per_contrast(run):
     assert auprc[1.0] == own  # cl=1: the part's own maps
     assert auprc[0.5] != auprc[1.0]
     assert "tags" in shift.columns  # the part's result tags travel with its rows
+
+
+def test_noise_levels_l1_sums_hand_computed():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from benchmark.experiments.noise_levels import _l1_sums
+
+    seg = np.zeros((2, 2, 3), bool)
+    seg[0, 0, 1] = True
+    mask = np.ones((2, 2, 3), bool)
+    mask[1, 1, :] = False  # outside the brain: counted nowhere
+    vol = SimpleNamespace(seg=seg, mask=mask)
+    err = np.arange(8, dtype=float).reshape(2, 2, 2)  # the slices idx = [1, 2] of the volume
+    # lesion: err[0, 0, 0] = 0; healthy brain: the other voxels but (1, 1, :) = 1+2+3+4+5
+    np.testing.assert_array_equal(_l1_sums(err, vol, np.array([1, 2])), [0, 1, 15, 5])
+

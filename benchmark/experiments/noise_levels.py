@@ -7,7 +7,9 @@ For every diffusion method of the run, every labelled test cohort and every t in
 fresh noise; the map |x - x_rec| is scored as ``benchmark.scoring`` scores it (eroded brain
 mask, 3D median filter, voxel AUPRC inside the brain). "ens" is the average of the
 reconstructions at 250, 500 and 750 (each with its own noise, as the paper's ENS).
-Writes noise_levels.csv (method, dataset, t, auprc [mean over volumes], auprc_std, n_volumes) and
+Writes noise_levels.csv (method, dataset, t, auprc [mean over volumes], auprc_std, l1_ratio
+[pooled |x - x_rec| over lesion voxels / over healthy brain voxels, paper Table 1: how much
+of the lesion the reconstruction heals], n_volumes) and
 noise_levels.png (one panel per cohort) under <run>/experiments/noise-levels/.
 """
 from __future__ import annotations
@@ -28,19 +30,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="test noise levels t (1..T), comma-separated")
 
 
-def _sweep(method, volumes, steps, stride) -> dict[str, list[float]]:
-    """{t or 'ens': [AUPRC per volume]}; ENS reuses the sweep's 250/500/750 passes."""
-    scores: dict[str, list[float]] = {str(t): [] for t in steps}
-    scores["ens"] = []
+def _l1_sums(err: np.ndarray, vol, idx) -> np.ndarray:
+    """[sum, count] of |x - rec| over lesion voxels and over healthy brain voxels (Table 1's
+    l1-ratio regions) on the slices ``idx``."""
+    seg, brain = vol.seg[..., idx], vol.mask[..., idx]
+    healthy = brain & ~seg
+    return np.array([err[seg].sum(), seg.sum(), err[healthy].sum(), healthy.sum()], float)
+
+
+def _sweep(method, volumes, steps, stride) -> tuple[dict[str, list[float]], dict]:
+    """{t or 'ens': [AUPRC per volume]} and {t or 'ens': pooled l1-ratio}; ENS reuses the
+    sweep's 250/500/750 passes."""
+    keys = [str(t) for t in steps] + ["ens"]
+    scores: dict[str, list[float]] = {k: [] for k in keys}
+    sums = {k: np.zeros(4) for k in keys}
     for vol in volumes:
         x, idx = common.slices_of(vol, stride)
         recs = {t: common.reconstruct(method, x, [t]) for t in sorted(set(steps) | set(ENSEMBLE))}
-        for t in steps:
-            amap = common.to_volume((x - recs[t]).abs())
-            scores[str(t)].append(common.volume_auprc(amap, vol, idx))
-        ens = sum(recs[t] for t in ENSEMBLE) / len(ENSEMBLE)
-        scores["ens"].append(common.volume_auprc(common.to_volume((x - ens).abs()), vol, idx))
-    return scores
+        recs = {str(t): recs[t] for t in steps} | {
+            "ens": sum(recs[t] for t in ENSEMBLE) / len(ENSEMBLE)}
+        for key in keys:
+            err = common.to_volume((x - recs[key]).abs())
+            scores[key].append(common.volume_auprc(err, vol, idx))
+            sums[key] += _l1_sums(err, vol, idx)
+    ratios = {k: (a / n_a) / (h / n_h) if n_a and h else float("nan")
+              for k, (a, n_a, h, n_h) in sums.items()}
+    return scores, ratios
 
 
 def _plot(frame: pd.DataFrame, path) -> None:
@@ -83,11 +98,13 @@ def main(args: argparse.Namespace) -> int:
             volumes = [v for v in common.test_volumes(sets, dataset) if v.seg is not None]
             if dataset == common.healthy_dataset() or not volumes:
                 continue
-            for t, values in _sweep(method, volumes, steps, args.slice_stride).items():
+            scores, ratios = _sweep(method, volumes, steps, args.slice_stride)
+            for t, values in scores.items():
                 arr = np.array(values, dtype=float)
                 rows.append({"method": name, "sequence": part.sequence, "fold": part.fold,
                              "dataset": dataset, "t": t, "auprc": np.nanmean(arr),
-                             "auprc_std": np.nanstd(arr), "n_volumes": int(np.isfinite(arr).sum())})
+                             "auprc_std": np.nanstd(arr), "l1_ratio": ratios[t],
+                             "n_volumes": int(np.isfinite(arr).sum())})
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
     out = common.out_dir(args, "noise-levels")
