@@ -2,6 +2,7 @@
 the experiment's output where the experiment wrote it."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,7 +29,8 @@ def test_noise_levels_reach_the_leaderboard(run, tmp_path):
     table = load_run(run).table("noise_levels.csv")  # found where the experiment wrote it
     assert set(table["t"].astype(str)) == {"250", "500", "ens"}
     assert table["auprc"].between(0, 1).all() and set(table["dataset"]) == {"Brats21"}
-    assert (table["l1_ratio"] > 0).all()
+    assert (table[["l1_lesion", "l1_healthy", "l1_ratio"]] > 0).all().all()
+    assert np.allclose(table["l1_ratio"], table["l1_lesion"] / table["l1_healthy"])
     out = tmp_path / "board"
     assert main(["leaderboard", str(run), "--out", str(out), "--paired", "volume",
                  "--rounds", "100"]) == 0
@@ -51,8 +53,6 @@ def test_domain_shift_experiment_writes_scores_per_contrast(run):
 
 def test_noise_levels_l1_sums_hand_computed():
     from types import SimpleNamespace
-
-    import numpy as np
 
     from benchmark.experiments.noise_levels import _l1_sums
 

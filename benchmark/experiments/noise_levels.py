@@ -7,9 +7,9 @@ For every diffusion method of the run, every labelled test cohort and every t in
 fresh noise; the map |x - x_rec| is scored as ``benchmark.scoring`` scores it (eroded brain
 mask, 3D median filter, voxel AUPRC inside the brain). "ens" is the average of the
 reconstructions at 250, 500 and 750 (each with its own noise, as the paper's ENS).
-Writes noise_levels.csv (method, dataset, t, auprc [mean over volumes], auprc_std, l1_ratio
-[pooled |x - x_rec| over lesion voxels / over healthy brain voxels, paper Table 1: how much
-of the lesion the reconstruction heals], n_volumes) and
+Writes noise_levels.csv (method, dataset, t, auprc [mean over volumes], auprc_std,
+l1_lesion and l1_healthy [pooled |x - x_rec| over lesion voxels and over healthy brain
+voxels], l1_ratio [their ratio, paper Table 1], n_volumes) and
 noise_levels.png (one panel per cohort) under <run>/experiments/noise-levels/.
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _l1_sums(err: np.ndarray, vol, idx) -> np.ndarray:
 
 
 def _sweep(method, volumes, steps, stride) -> tuple[dict[str, list[float]], dict]:
-    """{t or 'ens': [AUPRC per volume]} and {t or 'ens': pooled l1-ratio}; ENS reuses the
-    sweep's 250/500/750 passes."""
+    """{t or 'ens': [AUPRC per volume]} and {t or 'ens': pooled l1 in the lesions, in
+    healthy brain and their ratio}; ENS reuses the sweep's 250/500/750 passes."""
     keys = [str(t) for t in steps] + ["ens"]
     scores: dict[str, list[float]] = {k: [] for k in keys}
     sums = {k: np.zeros(4) for k in keys}
@@ -53,9 +53,11 @@ def _sweep(method, volumes, steps, stride) -> tuple[dict[str, list[float]], dict
             err = common.to_volume((x - recs[key]).abs())
             scores[key].append(common.volume_auprc(err, vol, idx))
             sums[key] += _l1_sums(err, vol, idx)
-    ratios = {k: (a / n_a) / (h / n_h) if n_a and h else float("nan")
-              for k, (a, n_a, h, n_h) in sums.items()}
-    return scores, ratios
+    l1 = {k: {"l1_lesion": a / n_a if n_a else float("nan"),
+              "l1_healthy": h / n_h if n_h else float("nan"),
+              "l1_ratio": (a / n_a) / (h / n_h) if n_a and h else float("nan")}
+          for k, (a, n_a, h, n_h) in sums.items()}
+    return scores, l1
 
 
 def _plot(frame: pd.DataFrame, path) -> None:
@@ -98,12 +100,12 @@ def main(args: argparse.Namespace) -> int:
             volumes = [v for v in common.test_volumes(sets, dataset) if v.seg is not None]
             if dataset == common.healthy_dataset() or not volumes:
                 continue
-            scores, ratios = _sweep(method, volumes, steps, args.slice_stride)
+            scores, l1 = _sweep(method, volumes, steps, args.slice_stride)
             for t, values in scores.items():
                 arr = np.array(values, dtype=float)
                 rows.append({"method": name, "sequence": part.sequence, "fold": part.fold,
                              "dataset": dataset, "t": t, "auprc": np.nanmean(arr),
-                             "auprc_std": np.nanstd(arr), "l1_ratio": ratios[t],
+                             "auprc_std": np.nanstd(arr), **l1[t],
                              "n_volumes": int(np.isfinite(arr).sum())})
             print(f"{name} {dataset}: done", flush=True)
     frame = pd.DataFrame(rows)
