@@ -117,7 +117,10 @@ def twin_volumes(record, spec) -> dict:
     raw = np.asarray(nib.load(str(record.image)).dataobj)
     rendered, expected = expected_healthy(spec)
     seq = record.sequence
-    if raw.shape != vol.image.shape or not np.array_equal(rendered.images[seq], raw):
+    if raw.shape != vol.image.shape:
+        raise SystemExit(f"{record.image}: stored at {raw.shape}, scored at "
+                         f"{vol.image.shape}: only data on the scoring grid are supported")
+    if not np.array_equal(rendered.images[seq], raw):
         raise SystemExit(f"{record.image}: the generator does not re-render this file "
                          "(another generator version, seed or anatomy root?)")
     mask = vol.mask
