@@ -51,17 +51,23 @@ def test_domain_shift_experiment_writes_scores_per_contrast(run):
     assert "tags" in shift.columns  # the part's result tags travel with its rows
 
 
-def test_noise_levels_l1_sums_hand_computed():
-    from types import SimpleNamespace
+def test_l1_sums_and_pooled_l1_hand_computed():
+    from benchmark.experiments.common import l1_sums, pooled_l1
 
-    from benchmark.experiments.noise_levels import _l1_sums
-
-    seg = np.zeros((2, 2, 3), bool)
-    seg[0, 0, 1] = True
-    mask = np.ones((2, 2, 3), bool)
-    mask[1, 1, :] = False  # outside the brain: counted nowhere
-    vol = SimpleNamespace(seg=seg, mask=mask)
-    err = np.arange(8, dtype=float).reshape(2, 2, 2)  # the slices idx = [1, 2] of the volume
+    seg = np.zeros((2, 2, 2), bool)
+    seg[0, 0, 0] = True
+    brain = np.ones((2, 2, 2), bool)
+    brain[1, 1, :] = False  # outside the brain: counted nowhere
+    err = np.arange(8, dtype=float).reshape(2, 2, 2)
     # lesion: err[0, 0, 0] = 0; healthy brain: the other voxels but (1, 1, :) = 1+2+3+4+5
-    np.testing.assert_array_equal(_l1_sums(err, vol, np.array([1, 2])), [0, 1, 15, 5])
-
+    sums = l1_sums(err, seg, brain)
+    np.testing.assert_array_equal(sums, [0, 1, 15, 5])
+    # a second volume, lesion at err = 3: healthy 0+1+2+4+5 = 12 over 5 voxels; pooled:
+    # lesion (0 + 3) / 2 = 1.5, healthy (15 + 12) / 10 = 2.7, ratio 1.5 / 2.7
+    seg2 = np.zeros((2, 2, 2), bool)
+    seg2[0, 1, 1] = True
+    np.testing.assert_array_equal(l1_sums(err, seg2, brain), [3, 1, 12, 5])
+    pooled = pooled_l1(sums + l1_sums(err, seg2, brain))
+    assert pooled == pytest.approx({"l1_lesion": 1.5, "l1_healthy": 2.7,
+                                    "l1_ratio": 1.5 / 2.7})
+    assert np.isnan(pooled_l1(np.array([0, 0, 15, 5]))["l1_ratio"])

@@ -136,6 +136,21 @@ def volume_auprc(anomaly: np.ndarray, volume: Volume, idx: np.ndarray) -> float:
     return float(auprc(s, y))
 
 
+def l1_sums(err: np.ndarray, seg: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """[sum, count] of an error map over lesion voxels and over healthy brain voxels
+    (brain & ~seg): the regions of Table 1's l1-ratio, to pool over volumes."""
+    healthy = brain & ~seg
+    return np.array([err[seg].sum(), seg.sum(), err[healthy].sum(), healthy.sum()], float)
+
+
+def pooled_l1(sums: np.ndarray) -> dict[str, float]:
+    """l1_lesion, l1_healthy and l1_ratio from summed :func:`l1_sums` (NaN where empty)."""
+    a, n_a, h, n_h = (float(v) for v in sums)
+    return {"l1_lesion": a / n_a if n_a else float("nan"),
+            "l1_healthy": h / n_h if n_h else float("nan"),
+            "l1_ratio": (a / n_a) / (h / n_h) if n_a and h else float("nan")}
+
+
 def to_volume(t: Tensor) -> np.ndarray:
     """(D, 1, H, W) -> (H, W, D) numpy."""
     return t[:, 0].permute(1, 2, 0).numpy()

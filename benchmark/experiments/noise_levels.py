@@ -30,14 +30,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="test noise levels t (1..T), comma-separated")
 
 
-def _l1_sums(err: np.ndarray, vol, idx) -> np.ndarray:
-    """[sum, count] of |x - rec| over lesion voxels and over healthy brain voxels (Table 1's
-    l1-ratio regions) on the slices ``idx``."""
-    seg, brain = vol.seg[..., idx], vol.mask[..., idx]
-    healthy = brain & ~seg
-    return np.array([err[seg].sum(), seg.sum(), err[healthy].sum(), healthy.sum()], float)
-
-
 def _sweep(method, volumes, steps, stride) -> tuple[dict[str, list[float]], dict]:
     """{t or 'ens': [AUPRC per volume]} and {t or 'ens': pooled l1 in the lesions, in
     healthy brain and their ratio}; ENS reuses the sweep's 250/500/750 passes."""
@@ -52,12 +44,8 @@ def _sweep(method, volumes, steps, stride) -> tuple[dict[str, list[float]], dict
         for key in keys:
             err = common.to_volume((x - recs[key]).abs())
             scores[key].append(common.volume_auprc(err, vol, idx))
-            sums[key] += _l1_sums(err, vol, idx)
-    l1 = {k: {"l1_lesion": a / n_a if n_a else float("nan"),
-              "l1_healthy": h / n_h if n_h else float("nan"),
-              "l1_ratio": (a / n_a) / (h / n_h) if n_a and h else float("nan")}
-          for k, (a, n_a, h, n_h) in sums.items()}
-    return scores, l1
+            sums[key] += common.l1_sums(err, vol.seg[..., idx], vol.mask[..., idx])
+    return scores, {k: common.pooled_l1(v) for k, v in sums.items()}
 
 
 def _plot(frame: pd.DataFrame, path) -> None:

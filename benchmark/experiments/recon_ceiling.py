@@ -147,6 +147,7 @@ def degraded(ideal: np.ndarray, mask: np.ndarray, blur: float) -> np.ndarray:
 def cohort_rows(vols: list[dict], blurs, copies) -> list[dict]:
     """Pooled AUPRC and l1-ratio (lesioned cohort) or SSIM and l1 (healthy) per knob."""
     from benchmark import metrics
+    from benchmark.experiments.common import l1_sums, pooled_l1
     from benchmark.postprocess import PostProcess
 
     post, rows = PostProcess(), []
@@ -161,18 +162,15 @@ def cohort_rows(vols: list[dict], blurs, copies) -> list[dict]:
                                               for v, r in zip(vols, recs)]))})
             continue
         for copy in copies:
-            scores, labels, err_a, err_h = [], [], [0.0, 0], [0.0, 0]
+            scores, labels, sums = [], [], np.zeros(4)
             for v, r in zip(vols, recs):
                 err = np.abs(v["image"] - (r + copy * (v["image"] - v["twin"])))
                 brain, seg = v["mask"], v["seg"]
                 scores.append(post.apply(err, brain)[brain])
                 labels.append(seg[brain])
-                err_a = [err_a[0] + float(err[seg].sum()), err_a[1] + int(seg.sum())]
-                healthy_part = brain & ~seg
-                err_h = [err_h[0] + float(err[healthy_part].sum()), err_h[1] + int(healthy_part.sum())]
-            ratio = (err_a[0] / err_a[1]) / (err_h[0] / err_h[1])
+                sums += l1_sums(err, seg, brain)
             rows.append({"blur": blur, "copy": copy, "auprc": metrics.auprc(scores, labels),
-                         "l1_ratio": ratio,
+                         "l1_ratio": pooled_l1(sums)["l1_ratio"],
                          "prevalence": float(np.mean(np.concatenate(labels)))})
     return rows
 
@@ -199,6 +197,8 @@ def ceiling(root: Path, specs: dict, sequences, blurs, copies, limit=None,
             frames.append(pd.DataFrame(rows).assign(sequence=seq, dataset=dataset,
                                                     n_volumes=len(vols)))
             echo(f"{seq} {dataset}: {len(vols)} volumes")
+    if not frames:
+        raise SystemExit(f"{root}: no test volumes of {', '.join(sequences)} to score")
     cols = ["sequence", "dataset", "blur", "copy", "auprc", "l1_ratio", "prevalence",
             "ssim", "l1", "n_volumes"]
     out = pd.concat(frames, ignore_index=True)

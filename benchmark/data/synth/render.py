@@ -132,7 +132,7 @@ class Acquisition:
 
         nu = image * self.bias
         if self.sigma <= 0:
-            return nu * self.gain * mask
+            return (nu * self.gain * mask).astype(np.float32)
         x = nu.astype(np.float64) ** 2 / (2 * self.sigma ** 2)
         # L_1/2(-x) e^{-x/2} = (1 + x) I0(x/2) e^{-x/2} + x I1(x/2) e^{-x/2}: the scaled
         # Bessel functions keep it finite at high SNR, where the mean tends to sqrt(nu^2 + sigma^2)
