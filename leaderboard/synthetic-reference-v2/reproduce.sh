@@ -46,3 +46,7 @@ lanes=("$RUNS"/baselines "$RUNS"/diffusion)
 # agreement of this board's ranking with the paper's Table 2 (docs/rank-agreement.md)
 "$PY" -m benchmark experiment rank-agreement "$HERE" --out "$HERE/rank_agreement.csv" \
   > "$HERE/rank_agreement.txt"
+# CPU time per part (the first board's script, pointed at these runs)
+"$PY" leaderboard/synthetic-reference/diagnostics/budget.py "$RUNS" > "$HERE/budget.md"
+# copy the generated Table 2 into the pages that quote it (README.md, this board's README)
+"$PY" leaderboard/synthetic-reference/diagnostics/sync_tables.py

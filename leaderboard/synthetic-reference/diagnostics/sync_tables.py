@@ -1,11 +1,13 @@
-"""Copy the reference board's generated tables into the hand-written pages that quote them.
+"""Copy the reference boards' generated tables into the hand-written pages that quote them.
 
-README.md and leaderboard/synthetic-reference/README.md quote Table 2 (``table2.md``);
-docs/convergence.md quotes the convergence table (``plots/convergence.md``). Each quote
+leaderboard/synthetic-reference/README.md quotes the first board's Table 2 (``table2.md``,
+generator v1); README.md and leaderboard/synthetic-reference-v2/README.md quote the v2
+board's (the reference board on today's default data); docs/convergence.md quotes the
+first board's convergence table (``plots/convergence.md``). Each quote
 sits between two HTML comments, ``<!-- sync:NAME:begin -->`` and ``<!-- sync:NAME:end -->``,
 and this script replaces what is between them with the first markdown table of the source
 file, so the pages cannot drift from the generated tables. The prose around a table (fold
-counts, exceptions) stays hand-written. Run from the repository root (reproduce.sh does)::
+counts, exceptions) stays hand-written. Run from the repository root (both boards' reproduce.sh do)::
 
     python leaderboard/synthetic-reference/diagnostics/sync_tables.py
 """
@@ -16,9 +18,11 @@ import sys
 from pathlib import Path
 
 BOARD = Path("leaderboard/synthetic-reference")
+BOARD_V2 = Path("leaderboard/synthetic-reference-v2")
 # (marker name, generated source, pages that quote it)
 QUOTES = [
-    ("table2", BOARD / "table2.md", [Path("README.md"), BOARD / "README.md"]),
+    ("table2", BOARD / "table2.md", [BOARD / "README.md"]),
+    ("table2-v2", BOARD_V2 / "table2.md", [Path("README.md"), BOARD_V2 / "README.md"]),
     ("convergence", BOARD / "plots" / "convergence.md", [Path("docs/convergence.md")]),
 ]
 
