@@ -510,3 +510,19 @@ def test_a_board_of_selected_folds(two_machines, tmp_path):
     assert read_board(out).folds == [1]
     with pytest.raises(ValueError, match=r"fold\(s\) \[7\] are in none of the runs"):
         build_leaderboard([a, b], tmp_path / "f7", settings(), plots=False, folds=[7])
+
+
+def test_inputs_record_the_parts_a_run_holds_not_its_last_launch(tmp_path):
+    """A run resumed method by method and fold by fold keeps the last launch's methods and
+    folds in config.json; inputs.json names what its finished parts hold."""
+    a = write_run(tmp_path / "r", ["good", "base"], hardware="cpu-x86")
+    write_run_config(a, profile=get_profile("quick"), methods=["base"], folds=[2])
+    for method, fold in (("good", 0), ("good", 1), ("base", 2)):
+        (a / method / "t2" / f"fold{fold}").mkdir(parents=True)
+        (a / method / "t2" / f"fold{fold}" / "done.json").write_text("{}")
+    (a / "good" / "t1" / "fold5").mkdir(parents=True)  # unfinished: not counted
+    build_leaderboard([a], tmp_path / "out", settings(), plots=False)
+    recorded = json.loads((tmp_path / "out" / "inputs.json").read_text())["configs"][str(a)]
+    assert (recorded["methods"], recorded["sequences"], recorded["folds"]) == (
+        ["base", "good"], ["t2"], [0, 1, 2])
+    assert recorded["profile"]["name"] == "quick"

@@ -206,14 +206,28 @@ def _write_inputs(out: Path, rs: RunSet, settings: SignificanceSettings,
               "significance": settings.__dict__,
               "strata": (strata or StrataSettings()).__dict__,
               "protocol": _protocol_tags(rs),
-              "configs": {run: {k: v for k, v in c.to_json().items() if k in RECORDED_CONFIG}
-                          for run, c in rs.configs.items()},
+              "configs": {run: _recorded_config(run, c) for run, c in rs.configs.items()},
               "environments": rs.environments}
     (out / "inputs.json").write_text(json.dumps(record, indent=2, default=str))
 
 
 RECORDED_CONFIG = ("methods", "profile", "data_source", "data_root", "sequences", "folds",
                    "fold_scheme", "cohorts", "data_options", "trainer", "overrides")
+
+
+def _recorded_config(run: str, config) -> dict:
+    """A run's settings for inputs.json. config.json keeps the *last launch's* methods,
+    sequences and folds (a resumed run may be launched fold by fold or method by method),
+    so those three are taken from the run's finished parts where it has any."""
+    from ..rundir import RunDir
+
+    record = {k: v for k, v in config.to_json().items() if k in RECORDED_CONFIG}
+    parts = RunDir(Path(run)).parts()
+    if parts:
+        record |= {"methods": sorted({p.method for p in parts}),
+                   "sequences": sorted({p.sequence for p in parts}),
+                   "folds": sorted({p.fold for p in parts})}
+    return record
 
 
 def _protocol_tags(rs: RunSet) -> dict[str, list[str]]:
