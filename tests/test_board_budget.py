@@ -59,3 +59,18 @@ def test_projection_fills_missing_folds_from_the_same_sequence(budget, tmp_path,
     assert "3 of 84 parts finished: 1.3 CPU hours" in out
     # the baselines lane has no record at all: nothing projected, and it says so
     assert "no record to project t2 f0" in out
+
+
+def test_a_runs_directory_without_the_lanes_is_refused_by_name(tmp_path):
+    """The script prices any board given its runs directory (the v2 board's too); a path
+    without the baselines/ and diffusion/ lanes exits naming it instead of pricing 0 parts."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "leaderboard/synthetic-reference/diagnostics/budget.py"
+    (tmp_path / "baselines").mkdir()  # one lane only
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, check=False,
+                          text=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 1
+    assert f"budget: {tmp_path}: not a board's runs directory" in done.stderr
+    assert done.stdout == ""

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..runconfig import RunConfig
+from ..rundir import RunDir
 from .aggregate import fold_values, summarise
 from .load import CONSISTENCY_TAGS, RunSet, load_runs, select_folds
 from .significance import CORRECTIONS, ENGINES, UNITS, SignificanceSettings, run_tests
@@ -215,12 +217,10 @@ RECORDED_CONFIG = ("methods", "profile", "data_source", "data_root", "sequences"
                    "fold_scheme", "cohorts", "data_options", "trainer", "overrides")
 
 
-def _recorded_config(run: str, config) -> dict:
+def _recorded_config(run: str, config: RunConfig) -> dict:
     """A run's settings for inputs.json. config.json keeps the *last launch's* methods,
     sequences and folds (a resumed run may be launched fold by fold or method by method),
     so those three are taken from the run's finished parts where it has any."""
-    from ..rundir import RunDir
-
     record = {k: v for k, v in config.to_json().items() if k in RECORDED_CONFIG}
     parts = RunDir(Path(run)).parts()
     if parts:

@@ -19,6 +19,7 @@ finished parts, else the method's other sequence.
 """
 from __future__ import annotations
 
+import sys
 from csv import DictReader
 from pathlib import Path
 from statistics import median
@@ -131,6 +132,8 @@ def main(runs: Path = RUNS) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RUNS)
+    runs = Path(sys.argv[1]) if len(sys.argv) > 1 else RUNS
+    if not all((runs / lane).is_dir() for lane in LANES):
+        sys.exit(f"budget: {runs}: not a board's runs directory (needs "
+                 + " and ".join(f"{lane}/" for lane in LANES) + ")")
+    main(runs)
